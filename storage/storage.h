@@ -1,0 +1,111 @@
+// Storage: what coffer keeps on disk, behind one interface (sqlite today; a replicated store
+// later). Storage is untrusted: it only ever sees ciphertext, wrapped keys, keyed hashes of
+// tokens and non-secret metadata. The AEAD barrier (storage/barrier.h) sits above it.
+// All methods are safe to call from several threads at once.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace coffer::storage {
+
+// One DEK (or derivation key) of the keyring, wrapped by the master key.
+struct KeyringRow {
+  std::string purpose;               // "dek" (encrypts records) or "derive" (HKDF sub-key root)
+  std::uint32_t version = 0;         // 1, 2, ... per purpose
+  std::string mechanism;             // WrappedKey::mechanism
+  std::string master_key_id;         // WrappedKey::master_key_id
+  std::vector<std::uint8_t> wrapped; // WrappedKey::blob
+  std::int64_t created_at = 0;       // unix seconds
+  std::uint64_t encryptions = 0;     // how many records it sealed (retire before the GCM bound)
+};
+
+// One encrypted secret. (mount, path) is the identity; `sealed` is the barrier's output.
+struct SecretRecord {
+  std::string mount;                 // "secret/"
+  std::string path;                  // "app/db" (no leading slash)
+  std::uint32_t dek_version = 0;
+  std::vector<std::uint8_t> sealed;
+  std::int64_t updated_at = 0;
+};
+
+// One token. The token itself is never stored: only HMAC(token-hash key, token).
+struct TokenRow {
+  std::vector<std::uint8_t> token_hash;     // 32 bytes, primary key
+  std::vector<std::uint8_t> accessor_hash;  // 32 bytes, unique
+  std::string accessor;                     // public handle shown to the client, not a credential
+  std::optional<std::vector<std::uint8_t>> parent_hash;  // token_hash of the parent, if any
+  std::string policies_json;                // JSON array of policy names
+  std::string meta_json;                    // JSON object (cert_name, common_name, ...)
+  std::string display_name;
+  std::string path;                         // "auth/cert/login", "auth/token/create", "auth/token/root"
+  std::string bound_cert_fingerprint;       // hex SHA-256 of the client cert DER, "" = unbound
+  std::int64_t issued_at = 0;               // unix seconds
+  std::int64_t expires_at = 0;              // unix seconds, 0 = never (root)
+  std::int64_t max_expires_at = 0;          // hard cap for renewals, 0 = none
+  std::int64_t ttl_seconds = 0;             // creation TTL
+  bool renewable = true;
+  bool orphan = true;
+};
+
+// Non-secret configuration objects, stored as JSON text.
+struct NamedDocument {
+  std::string name;
+  std::string json;
+};
+
+class Storage {
+ public:
+  virtual ~Storage() = default;
+
+  // --- key/value metadata (schema facts, init state, generation counter) ---
+  virtual Result<std::optional<std::string>> get_meta(const std::string& key) = 0;
+  virtual Status put_meta(const std::string& key, const std::string& value) = 0;
+
+  // --- keyring ---
+  virtual Result<std::vector<KeyringRow>> load_keyring() = 0;
+  // Errors: already_exists when (purpose, version) is taken.
+  virtual Status insert_keyring_row(const KeyringRow& row) = 0;
+  virtual Status add_encryptions(const std::string& purpose, std::uint32_t version,
+                                 std::uint64_t count) = 0;
+
+  // --- encrypted secrets ---
+  virtual Result<std::optional<SecretRecord>> get_secret(const std::string& mount,
+                                                         const std::string& path) = 0;
+  virtual Status put_secret(const SecretRecord& record) = 0;   // insert or replace
+  // Returns whether a row was deleted.
+  virtual Result<bool> delete_secret(const std::string& mount, const std::string& path) = 0;
+  // Immediate children of `prefix` ("" or ending in '/'): leaf names, and folder names with a
+  // trailing '/', sorted and de-duplicated, as Vault's LIST returns them.
+  virtual Result<std::vector<std::string>> list_secrets(const std::string& mount,
+                                                        const std::string& prefix) = 0;
+
+  // --- tokens ---
+  virtual Status insert_token(const TokenRow& row) = 0;
+  virtual Result<std::optional<TokenRow>> get_token(const std::vector<std::uint8_t>& token_hash) = 0;
+  virtual Result<std::optional<TokenRow>> get_token_by_accessor(
+      const std::vector<std::uint8_t>& accessor_hash) = 0;
+  virtual Status update_token_expiry(const std::vector<std::uint8_t>& token_hash,
+                                     std::int64_t expires_at) = 0;
+  // Deletes the token and, recursively, every child token. Returns how many were deleted.
+  virtual Result<std::uint64_t> delete_token_tree(const std::vector<std::uint8_t>& token_hash) = 0;
+  // Deletes tokens with 0 < expires_at <= now. Returns how many.
+  virtual Result<std::uint64_t> delete_expired_tokens(std::int64_t now) = 0;
+
+  // --- policies and cert roles (non-secret documents) ---
+  virtual Status put_policy(const NamedDocument& doc) = 0;
+  virtual Result<std::optional<NamedDocument>> get_policy(const std::string& name) = 0;
+  virtual Result<bool> delete_policy(const std::string& name) = 0;
+  virtual Result<std::vector<std::string>> list_policies() = 0;
+
+  virtual Status put_cert_role(const NamedDocument& doc) = 0;
+  virtual Result<std::optional<NamedDocument>> get_cert_role(const std::string& name) = 0;
+  virtual Result<bool> delete_cert_role(const std::string& name) = 0;
+  virtual Result<std::vector<std::string>> list_cert_roles() = 0;
+};
+
+}  // namespace coffer::storage
