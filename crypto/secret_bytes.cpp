@@ -147,3 +147,9 @@ bool SecretBytes::equals(const SecretBytes& other) const {
 }
 
 }  // namespace coffer::crypto
+
+namespace coffer::crypto {
+void secure_wipe(void* p, std::size_t n) noexcept {
+  if (p != nullptr && n != 0) OPENSSL_cleanse(p, n);
+}
+}  // namespace coffer::crypto

@@ -1,7 +1,7 @@
 // KeyProtector: the one narrow interface between coffer and the hardware that holds the master
 // key (MK). Implementations: hsm/ (PKCS#11 through p11-kit), later tpm/, and a fault-injecting
 // fake in tests/support/. The MK never leaves the device; coffer only asks it to wrap and unwrap
-// data-encryption keys (DEKs). Every test in tests/unit/key_protector_contract_test.cpp runs
+// data-encryption keys (DEKs). Every test in tests/unit/keys/key_protector_contract_test.cpp runs
 // against every implementation.
 #pragma once
 

@@ -70,6 +70,9 @@ class Storage {
   virtual Result<std::vector<KeyringRow>> load_keyring() = 0;
   // Errors: already_exists when (purpose, version) is taken.
   virtual Status insert_keyring_row(const KeyringRow& row) = 0;
+  // All rows or none (one transaction), so `cofferctl init` never leaves half a keyring behind.
+  // Errors: already_exists when any (purpose, version) is taken; nothing is inserted then.
+  virtual Status insert_keyring_rows(const std::vector<KeyringRow>& rows) = 0;
   virtual Status add_encryptions(const std::string& purpose, std::uint32_t version,
                                  std::uint64_t count) = 0;
 

@@ -1,0 +1,45 @@
+// Internal to api/: the per-request context handed to each group of Vault endpoints, and the
+// handlers of each group (routes_*.cpp). Not used outside api/.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "api/vault_json.h"
+#include "api/vault_router.h"
+#include "auth/policy.h"
+
+namespace coffer::api {
+
+struct Call {
+  HttpRequest& http;
+  std::string request_id;
+  std::string method;                        // GET, HEAD, LIST, PUT (POST is PUT), DELETE
+  std::string path;                          // below /v1/, no leading '/'
+  std::string_view token;                    // as presented (empty when none)
+  std::optional<auth::TokenInfo> caller;     // set after authentication
+  std::shared_ptr<const auth::Acl> acl;      // set after authentication
+};
+
+// Unauthenticated endpoints. Return nullopt when the path is not theirs.
+std::optional<HttpResponse> route_unauthenticated(Services& s, Call& call);
+// Cert login (auth/cert/login and the short form auth): authenticated by the TLS client
+// certificate, not by a token.
+std::optional<HttpResponse> route_login(Services& s, Call& call);
+// Authenticated endpoints; each checks capabilities through `allowed`.
+std::optional<HttpResponse> route_sys(Services& s, Call& call);
+std::optional<HttpResponse> route_auth(Services& s, Call& call);
+std::optional<HttpResponse> route_kv(Services& s, Call& call);
+
+// The ACL check every authenticated handler uses.
+bool allowed(const Call& call, std::string_view path, auth::Capability capability);
+HttpResponse permission_denied();
+HttpResponse unsupported_operation();
+// Parses the body as a JSON object within coffer's limits; on failure `error` is set.
+std::optional<SecretJson> body_object(Services& s, Call& call, HttpResponse& error);
+// Copies plain JSON-able strings into SecretJson.
+inline SecretJson::string_t js(std::string_view v) { return SecretJson::string_t(v.begin(), v.end()); }
+
+}  // namespace coffer::api

@@ -1,0 +1,176 @@
+// cofferd: the coffer daemon. run() follows systemd's order: config, hardening of the process,
+// PIN credential, key protector, database, keyring, services, listener, READY=1; then it waits
+// for signals (signalfd-style sigtimedwait, no work in handlers) and sweeps expired tokens.
+// Every start-up failure is one clear log line and a non-zero exit.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <systemd/sd-daemon.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+
+#include "api/http_server.h"
+#include "api/vault_router.h"
+#include "auth/cert_roles.h"
+#include "auth/policy_store.h"
+#include "auth/token_store.h"
+#include "common/log.h"
+#include "daemon/app.h"
+#include "engines/kv_engine.h"
+#include "keys/keyring.h"
+#include "storage/barrier.h"
+
+namespace coffer::daemon {
+namespace {
+
+// Core dumps and ptrace-by-peers could expose unwrapped keys: switch both off first thing.
+Status harden_process() {
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return Error(Code::internal, "prctl(PR_SET_DUMPABLE) failed");
+  rlimit none{0, 0};
+  if (setrlimit(RLIMIT_CORE, &none) != 0) return Error(Code::internal, "setrlimit(RLIMIT_CORE) failed");
+  return Status::Ok();
+}
+
+std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+int run(const std::string& config_path) {
+  auto fail = [](const Status& st) {
+    log_error("cofferd: " + st.message());
+    sd_notifyf(0, "STATUS=failed: %s", st.message().c_str());
+    return 1;
+  };
+
+  if (Status st = harden_process(); !st.ok()) return fail(st);
+  auto config = load_config(config_path);
+  if (!config.ok()) return fail(config.status());
+  LogLevel level = LogLevel::info;
+  parse_log_level(config->log_level, level);
+  set_log_level(level);
+
+  std::unique_ptr<keys::KeyProtector> protector;
+  {
+    auto pin = read_pin(*config, std::nullopt);
+    if (!pin.ok()) return fail(pin.status());
+    auto opened = open_protector(*config, *pin);
+    if (!opened.ok()) return fail(opened.status());
+    protector = std::move(opened).value();
+  }  // the PIN is wiped here
+  if (Status st = protector->self_test(); !st.ok()) return fail(st.with_context("key protector self-test failed"));
+  const keys::ProtectorInfo pinfo = protector->describe();
+  log_info("key protector: " + pinfo.kind + ", master key " + pinfo.master_key_id + ", " + pinfo.mechanism +
+           ", " + pinfo.detail);
+
+  auto db = open_storage(*config, false);
+  if (!db.ok()) return fail(db.status());
+  auto keyring = keys::Keyring::load(**db, *protector);
+  if (!keyring.ok()) return fail(keyring.status());
+  log_info("keyring loaded: DEK v" + std::to_string((*keyring)->current_dek_version()) + " current");
+
+  auto cluster_id = (*db)->get_meta("cluster_id");
+  auto cluster_name = (*db)->get_meta("cluster_name");
+  if (!cluster_id.ok()) return fail(cluster_id.status());
+  if (!cluster_name.ok()) return fail(cluster_name.status());
+
+  auth::TokenSettings token_settings;
+  token_settings.default_ttl = config->token_default_ttl_seconds;
+  token_settings.max_ttl = config->token_max_ttl_seconds;
+  auth::TokenStore tokens(**db, (*keyring)->token_hash_key(), token_settings, now_seconds);
+  auth::PolicyStore policies(**db);
+  auto cert_roles = auth::CertRoleStore::load(**db);
+  if (!cert_roles.ok()) return fail(cert_roles.status());
+  for (const auto& warning : (*cert_roles)->load_warnings()) log_warning("cert role skipped: " + warning);
+  storage::Barrier barrier(**db, **keyring);
+  engines::KvEngine kv(barrier);
+
+  api::ServerInfo info;
+  info.version = kVersion;
+  info.build_date = __DATE__;
+  info.cluster_id = cluster_id->value_or("");
+  info.cluster_name = cluster_name->value_or("coffer");
+  info.seal_type = pinfo.kind;
+  info.max_json_depth = config->listener.max_json_depth;
+  api::VaultRouter router(api::Services{tokens, policies, **cert_roles, kv, info});
+
+  api::HttpServerConfig http;
+  const auto& L = config->listener;
+  http.address = L.address;
+  http.port = L.port;
+  http.cert_file = L.tls_cert_file;
+  http.key_file = L.tls_key_file;
+  http.client_ca_file = L.client_ca_file;
+  http.crl_file = L.crl_file;
+  http.threads = L.threads;
+  http.max_connections = L.max_connections;
+  http.connection_timeout_seconds = static_cast<unsigned>(L.connection_timeout_seconds);
+  http.max_request_bytes = L.max_request_bytes;
+  http.max_path_bytes = L.max_path_bytes;
+
+  // Block the signals before the listener starts its threads, so they inherit the mask and
+  // only this thread receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto server = api::HttpServer::start(http, [&router](api::HttpRequest& r) { return router.handle(r); });
+  if (!server.ok()) return fail(server.status());
+  log_info("cofferd " + std::string(kVersion) + " serving https://" + L.address + ":" +
+           std::to_string((*server)->port()) + " (mutual TLS required)");
+  sd_notify(0, "READY=1\nSTATUS=serving");
+
+  std::uint64_t watchdog_usec = 0;
+  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+  const long tick = watchdog ? std::max<long>(1, static_cast<long>(watchdog_usec / 2000000)) : 30;
+  std::int64_t next_sweep = now_seconds() + 60;
+  for (;;) {
+    timespec timeout{tick, 0};
+    const int sig = sigtimedwait(&signals, nullptr, &timeout);
+    if (sig == SIGTERM || sig == SIGINT) {
+      log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", stopping");
+      break;
+    }
+    if (sig == SIGHUP) log_warning("SIGHUP: certificate reload is not implemented yet; restart cofferd to reload");
+    if (watchdog) sd_notify(0, "WATCHDOG=1");
+    if (now_seconds() >= next_sweep) {
+      auto swept = tokens.sweep_expired();
+      if (!swept.ok()) log_warning("expired-token sweep failed: " + swept.status().to_string());
+      next_sweep = now_seconds() + 60;
+    }
+  }
+  sd_notify(0, "STOPPING=1");
+  (*server)->stop();
+  log_info("cofferd stopped; keys wiped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace coffer::daemon
+
+int main(int argc, char** argv) {
+  CLI::App app{"cofferd — hardware-rooted secrets daemon speaking Vault's HTTP API over mutual TLS"};
+  std::string config_path = "/etc/coffer/cofferd.toml";
+  bool check_only = false;
+  app.add_option("-c,--config", config_path, "configuration file (TOML)")->capture_default_str();
+  app.add_flag("--check-config", check_only, "validate the configuration file and exit");
+  app.set_version_flag("--version", std::string("cofferd ") + coffer::daemon::kVersion);
+  app.footer(
+      "The PKCS#11 PIN is read from the systemd credential named by protector.pkcs11.pin_credential\n"
+      "($CREDENTIALS_DIRECTORY/<name>), never from the environment or the command line.\n"
+      "Signals: SIGTERM/SIGINT stop gracefully. Exit status: 0 after a clean stop, 1 on a start-up error.");
+  CLI11_PARSE(app, argc, argv);
+  if (check_only) {
+    auto config = coffer::daemon::load_config(config_path);
+    if (!config.ok()) {
+      std::cerr << "cofferd: " << config.status().message() << "\n";
+      return 1;
+    }
+    std::cout << "cofferd: " << config_path << " is valid\n";
+    return 0;
+  }
+  return coffer::daemon::run(config_path);
+}

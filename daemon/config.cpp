@@ -1,0 +1,179 @@
+#include "daemon/config.h"
+
+#include <toml++/toml.h>
+
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include "common/duration.h"
+
+namespace coffer::daemon {
+namespace {
+
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  Status check_keys(const toml::table& table, const std::string& where,
+                    const std::set<std::string>& known) {
+    for (const auto& [key, value] : table) {
+      if (known.count(std::string(key.str())) == 0) {
+        return bad(where.empty() ? std::string(key.str()) : where + "." + std::string(key.str()),
+                   "unknown option (see cofferd.example.toml for the valid ones)");
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status get_string(const toml::table& t, const std::string& where, const char* key, std::string& out) {
+    const auto* node = t.get(key);
+    if (node == nullptr) return Status::Ok();
+    if (!node->is_string()) return bad(where + "." + key, "must be a string");
+    out = node->as_string()->get();
+    return Status::Ok();
+  }
+
+  template <typename Int>
+  Status get_int(const toml::table& t, const std::string& where, const char* key, Int& out,
+                 std::int64_t min, std::int64_t max) {
+    const auto* node = t.get(key);
+    if (node == nullptr) return Status::Ok();
+    if (!node->is_integer()) return bad(where + "." + key, "must be an integer");
+    const std::int64_t v = node->as_integer()->get();
+    if (v < min || v > max) {
+      return bad(where + "." + key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    }
+    out = static_cast<Int>(v);
+    return Status::Ok();
+  }
+
+  Status get_duration(const toml::table& t, const std::string& where, const char* key,
+                      std::int64_t& out, std::int64_t min) {
+    const auto* node = t.get(key);
+    if (node == nullptr) return Status::Ok();
+    std::optional<std::int64_t> seconds;
+    if (node->is_string()) seconds = parse_duration_seconds(node->as_string()->get());
+    if (node->is_integer()) seconds = node->as_integer()->get();
+    if (!seconds.has_value() || *seconds < min) {
+      return bad(where + "." + key, "must be a duration such as \"30s\", \"15m\" or \"24h\" (at least " +
+                                        std::to_string(min) + "s)");
+    }
+    out = *seconds;
+    return Status::Ok();
+  }
+
+  Status bad(const std::string& key, const std::string& why) const {
+    return Error(Code::invalid_argument, file_ + ": " + key + ": " + why);
+  }
+
+ private:
+  std::string file_;
+};
+
+const toml::table* subtable(const toml::table& t, const char* key) {
+  const auto* node = t.get(key);
+  return node != nullptr ? node->as_table() : nullptr;
+}
+
+}  // namespace
+
+Result<Config> load_config(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return Error(Code::not_found, "configuration file " + path + " does not exist");
+  }
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+        << e.description();
+    return Error(Code::invalid_argument, msg.str());
+  }
+
+  Config c;
+  c.source_path = path;
+  Reader r(path);
+  COFFER_RETURN_IF_ERROR(r.check_keys(root, "", {"listener", "storage", "protector", "tokens", "log"}));
+  for (const char* section : {"listener", "storage", "protector", "tokens", "log"}) {
+    if (root.get(section) != nullptr && subtable(root, section) == nullptr) {
+      return r.bad(section, "must be a table ([" + std::string(section) + "])");
+    }
+  }
+
+  if (const auto* l = subtable(root, "listener")) {
+    COFFER_RETURN_IF_ERROR(r.check_keys(*l, "listener",
+                                        {"address", "port", "tls_cert_file", "tls_key_file", "client_ca_file",
+                                         "crl_file", "threads", "max_connections", "connection_timeout",
+                                         "max_request_bytes", "max_path_bytes", "max_json_depth"}));
+    auto& L = c.listener;
+    COFFER_RETURN_IF_ERROR(r.get_string(*l, "listener", "address", L.address));
+    COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "port", L.port, 1, 65535));
+    COFFER_RETURN_IF_ERROR(r.get_string(*l, "listener", "tls_cert_file", L.tls_cert_file));
+    COFFER_RETURN_IF_ERROR(r.get_string(*l, "listener", "tls_key_file", L.tls_key_file));
+    COFFER_RETURN_IF_ERROR(r.get_string(*l, "listener", "client_ca_file", L.client_ca_file));
+    COFFER_RETURN_IF_ERROR(r.get_string(*l, "listener", "crl_file", L.crl_file));
+    COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "threads", L.threads, 0, 256));
+    COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "max_connections", L.max_connections, 1, 1000000));
+    COFFER_RETURN_IF_ERROR(r.get_duration(*l, "listener", "connection_timeout", L.connection_timeout_seconds, 1));
+    COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "max_request_bytes", L.max_request_bytes, 1024, 32 << 20));
+    COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "max_path_bytes", L.max_path_bytes, 64, 65536));
+    COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "max_json_depth", L.max_json_depth, 2, 512));
+  }
+  if (c.listener.tls_cert_file.empty() || c.listener.tls_key_file.empty() ||
+      c.listener.client_ca_file.empty()) {
+    return r.bad("listener", "tls_cert_file, tls_key_file and client_ca_file are required "
+                             "(mutual TLS is always on)");
+  }
+
+  if (const auto* s = subtable(root, "storage")) {
+    COFFER_RETURN_IF_ERROR(r.check_keys(*s, "storage", {"path"}));
+    COFFER_RETURN_IF_ERROR(r.get_string(*s, "storage", "path", c.storage_path));
+  }
+
+  if (const auto* p = subtable(root, "protector")) {
+    COFFER_RETURN_IF_ERROR(r.check_keys(*p, "protector", {"type", "pkcs11"}));
+    COFFER_RETURN_IF_ERROR(r.get_string(*p, "protector", "type", c.protector_type));
+    if (const auto* k = subtable(*p, "pkcs11")) {
+      COFFER_RETURN_IF_ERROR(r.check_keys(*k, "protector.pkcs11",
+                                          {"module", "token_label", "token_uri", "key_label", "pin_credential"}));
+      auto& P = c.pkcs11;
+      COFFER_RETURN_IF_ERROR(r.get_string(*k, "protector.pkcs11", "module", P.module));
+      COFFER_RETURN_IF_ERROR(r.get_string(*k, "protector.pkcs11", "token_label", P.token_label));
+      COFFER_RETURN_IF_ERROR(r.get_string(*k, "protector.pkcs11", "token_uri", P.token_uri));
+      COFFER_RETURN_IF_ERROR(r.get_string(*k, "protector.pkcs11", "key_label", P.key_label));
+      COFFER_RETURN_IF_ERROR(r.get_string(*k, "protector.pkcs11", "pin_credential", P.pin_credential));
+    }
+  }
+  if (c.protector_type != "pkcs11") {
+    return r.bad("protector.type", "\"" + c.protector_type + "\" is not supported (supported: \"pkcs11\")");
+  }
+  if (c.pkcs11.token_label.empty() == c.pkcs11.token_uri.empty()) {
+    return r.bad("protector.pkcs11", "set exactly one of token_label and token_uri");
+  }
+  if (c.pkcs11.pin_credential.empty() || c.pkcs11.pin_credential.find('/') != std::string::npos) {
+    return r.bad("protector.pkcs11.pin_credential", "must be a credential name (no '/')");
+  }
+
+  if (const auto* t = subtable(root, "tokens")) {
+    COFFER_RETURN_IF_ERROR(r.check_keys(*t, "tokens", {"default_ttl", "max_ttl"}));
+    COFFER_RETURN_IF_ERROR(r.get_duration(*t, "tokens", "default_ttl", c.token_default_ttl_seconds, 1));
+    COFFER_RETURN_IF_ERROR(r.get_duration(*t, "tokens", "max_ttl", c.token_max_ttl_seconds, 1));
+  }
+  if (c.token_default_ttl_seconds > c.token_max_ttl_seconds) {
+    return r.bad("tokens.default_ttl", "must not exceed tokens.max_ttl");
+  }
+
+  if (const auto* g = subtable(root, "log")) {
+    COFFER_RETURN_IF_ERROR(r.check_keys(*g, "log", {"level"}));
+    COFFER_RETURN_IF_ERROR(r.get_string(*g, "log", "level", c.log_level));
+  }
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" && c.log_level != "error") {
+    return r.bad("log.level", "must be one of debug, info, warning, error");
+  }
+  return c;
+}
+
+}  // namespace coffer::daemon

@@ -1,0 +1,48 @@
+// The KV version 1 secrets engine (Vault's `kv` with options.version "1"), mounted at "secret/".
+// Values are JSON objects, stored whole (a write replaces, never merges), sealed by the barrier.
+// Paths arrive relative to the mount ("app/db"); the HTTP layer already refused "..", "//",
+// NUL and control characters.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "crypto/secret_json.h"
+#include "storage/barrier.h"
+
+namespace coffer::engines {
+
+inline constexpr std::int64_t kDefaultKvLeaseSeconds = 2764800;  // Vault's 32-day mount default
+
+struct KvSecret {
+  crypto::SecretJson data;
+  std::int64_t lease_duration = kDefaultKvLeaseSeconds;  // from an advisory "ttl" key, if any
+};
+
+class KvEngine {
+ public:
+  explicit KvEngine(storage::Barrier& barrier, std::string mount = "secret/");
+
+  const std::string& mount() const { return mount_; }
+
+  // nullopt when absent. Errors: data_loss (record fails authentication), internal.
+  Result<std::optional<KvSecret>> read(const std::string& path);
+  // Errors: invalid_argument (bad path), internal.
+  Status write(const std::string& path, const crypto::SecretJson& data);
+  Result<bool> exists(const std::string& path);
+  Status remove(const std::string& path);
+  // Immediate children of `prefix` ("" or ending in '/').
+  Result<std::vector<std::string>> list(const std::string& prefix);
+
+  // A secret path: non-empty, no leading or trailing '/', no empty segment.
+  static Status validate_path(const std::string& path);
+
+ private:
+  storage::Barrier& barrier_;
+  std::string mount_;
+};
+
+}  // namespace coffer::engines

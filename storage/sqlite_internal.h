@@ -1,0 +1,109 @@
+// Internals shared by sqlite_storage.cpp and sqlite_storage_ops.cpp (not part of the API):
+// the table of cached statements, the sqlite-to-Status code mapping, and the Query and
+// Transaction helpers. Only these two files include it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "storage/sqlite_storage.h"
+
+namespace coffer::storage {
+
+// Every statement the storage runs, prepared once per connection. Order = sql_text() order.
+enum Sql : int {
+  kBegin,
+  kCommit,
+  kRollback,
+  kGetMeta,
+  kPutMeta,
+  kLoadKeyring,
+  kInsertKeyring,
+  kAddEncryptions,
+  kGetSecret,
+  kPutSecret,
+  kDeleteSecret,
+  kListSecretsFrom,
+  kListSecretsRange,
+  kInsertToken,
+  kGetToken,
+  kGetTokenByAccessor,
+  kUpdateTokenExpiry,
+  kCountTokenTree,
+  kDeleteTokenTree,
+  kCountExpiredTrees,
+  kDeleteExpiredTrees,
+  kPutPolicy,
+  kGetPolicy,
+  kDeletePolicy,
+  kListPolicies,
+  kPutCertRole,
+  kGetCertRole,
+  kDeleteCertRole,
+  kListCertRoles,
+  kSqlCount,
+};
+
+const std::array<const char*, kSqlCount>& sql_text();
+
+// sqlite result code (extended codes included) -> canonical code.
+Code sqlite_code(int rc);
+
+// A cached statement borrowed for one use. Bind errors are remembered and reported by the
+// first step(). The destructor resets the statement and clears its bindings. The caller holds
+// the storage mutex for the Query's whole life.
+class SqliteStorage::Query {
+ public:
+  Query(SqliteStorage& owner, int sql, std::string_view what);
+  ~Query();
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+
+  Query& text(int index, const std::string& value);
+  Query& blob(int index, const std::vector<std::uint8_t>& value);
+  Query& integer(int index, std::int64_t value);
+  Query& null(int index);
+
+  // true: a row is ready to read; false: done. Errors carry `what`, the path and sqlite's text.
+  Result<bool> step();
+  // Steps a statement that returns no rows.
+  Status run();
+  // Rows changed by the last write on this connection (cascades not included).
+  std::int64_t changes() const;
+
+  bool is_null(int column) const;
+  std::string text_at(int column) const;
+  std::vector<std::uint8_t> blob_at(int column) const;
+  std::int64_t integer_at(int column) const;
+
+ private:
+  void note(int rc);
+
+  SqliteStorage& owner_;
+  sqlite3_stmt* stmt_;
+  std::string_view what_;
+  int bind_rc_ = 0;  // SQLITE_OK
+};
+
+class SqliteStorage::Transaction {
+ public:
+  explicit Transaction(SqliteStorage& owner) : owner_(owner) {}
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  // BEGIN IMMEDIATE: takes the write lock up front, so a transaction that reads then writes
+  // cannot fail half-way with SQLITE_BUSY_SNAPSHOT.
+  Status begin();
+  Status commit();
+
+ private:
+  SqliteStorage& owner_;
+  bool active_ = false;
+};
+
+}  // namespace coffer::storage

@@ -1,0 +1,327 @@
+// SqliteStorage: opening the file safely, connection settings, migrations, the statement cache
+// and error translation. The Storage operations are in sqlite_storage_ops.cpp.
+#include "storage/sqlite_storage.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "storage/sqlite_internal.h"
+#include "storage/sqlite_schema.h"
+
+namespace coffer::storage {
+namespace {
+
+// Long enough to ride out a checkpoint or a `cofferctl` run on the same file; short enough
+// that a stuck lock turns into an error (unavailable) rather than a hung request.
+constexpr int kBusyTimeoutMs = 5000;
+
+}  // namespace
+
+Code sqlite_code(int rc) {
+  switch (rc) {
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+    case SQLITE_CONSTRAINT_UNIQUE:
+      return Code::already_exists;
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+      return Code::not_found;
+    default:
+      break;
+  }
+  switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+      return Code::invalid_argument;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_PROTOCOL:
+      return Code::unavailable;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Code::data_loss;
+    case SQLITE_FULL:
+    case SQLITE_TOOBIG:
+    case SQLITE_NOMEM:
+      return Code::resource_exhausted;
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_AUTH:
+      return Code::failed_precondition;
+    default:
+      return Code::internal;
+  }
+}
+
+Result<std::unique_ptr<SqliteStorage>> SqliteStorage::open(const std::string& path,
+                                                           bool create_if_missing) {
+  if (path.empty()) return Error(Code::invalid_argument, "the database path is empty");
+  const std::string prefix = "cannot open database " + path + ": ";
+  if (create_if_missing) {
+    // We create the file, not sqlite: sqlite would use 0644 & ~umask. O_EXCL + O_NOFOLLOW:
+    // never truncate or adopt a file someone else placed, never follow a planted symlink.
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      ::close(fd);
+    } else if (errno != EEXIST) {
+      const int err = errno;
+      return Error(err == EACCES || err == ENOENT ? Code::failed_precondition : Code::unavailable,
+                   prefix + std::strerror(err));
+    }
+  }
+  // No SQLITE_OPEN_CREATE: a missing file is an error, never a fresh empty database.
+  sqlite3* db = nullptr;
+  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE;
+  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    if (rc == SQLITE_CANTOPEN_SYMLINK) message += " (the path is a symbolic link; refusing to follow it)";
+    sqlite3_close_v2(db);
+    return Error(sqlite_code(rc), prefix + message);
+  }
+  std::unique_ptr<SqliteStorage> storage(new SqliteStorage(db, path));
+  for (auto step : {&SqliteStorage::configure, &SqliteStorage::migrate, &SqliteStorage::prepare_all}) {
+    const Status status = (storage.get()->*step)();
+    if (!status.ok()) return Error(status.code(), prefix + status.message());
+  }
+  return storage;
+}
+
+SqliteStorage::~SqliteStorage() {
+  for (sqlite3_stmt* stmt : statements_) sqlite3_finalize(stmt);
+  sqlite3_close_v2(db_);
+}
+
+Status SqliteStorage::configure() {
+  // The file is untrusted input: no schema tricks, no functions called from schema objects.
+  sqlite3_db_config(db_, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  sqlite3_db_config(db_, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  // The first read: a file that is not a database fails here, before anything is written,
+  // and a newer schema is refused before we so much as change its journal mode.
+  COFFER_ASSIGN_OR_RETURN(const std::int64_t version, query_int("PRAGMA user_version"));
+  if (version > latest_schema_version()) {
+    return Error(Code::failed_precondition,
+                 "its schema version " + std::to_string(version) +
+                     " is newer than this coffer knows (up to " +
+                     std::to_string(latest_schema_version()) +
+                     "); it was written by a newer release: upgrade coffer, do not downgrade");
+  }
+  if (version < 0) {
+    return Error(Code::data_loss, "its schema version " + std::to_string(version) + " is invalid");
+  }
+  COFFER_ASSIGN_OR_RETURN(const std::string mode, query_text("PRAGMA journal_mode=WAL"));
+  if (mode != "wal") {
+    return Error(Code::failed_precondition,
+                 "cannot switch it to WAL journal mode (sqlite kept '" + mode +
+                     "'; is the file on a filesystem without shared memory support?)");
+  }
+  return exec_raw("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;");
+}
+
+Status SqliteStorage::migrate() {
+  for (const Migration& m : schema_migrations()) {
+    COFFER_ASSIGN_OR_RETURN(std::int64_t current, query_int("PRAGMA user_version"));
+    if (m.version <= current) continue;
+    const std::string label = "migration to schema version " + std::to_string(m.version) + " (" +
+                              m.description + ") failed: ";
+    // BEGIN IMMEDIATE takes the write lock, then we look again: another process opening the
+    // same file at the same moment may have just applied this migration.
+    COFFER_RETURN_IF_ERROR(exec_raw("BEGIN IMMEDIATE"));
+    Status status = [&]() -> Status {
+      COFFER_ASSIGN_OR_RETURN(current, query_int("PRAGMA user_version"));
+      if (m.version <= current) return Status::Ok();
+      if (m.version != current + 1) {
+        return Error(Code::internal, "schema version " + std::to_string(current) +
+                                         " cannot be followed by " + std::to_string(m.version));
+      }
+      COFFER_RETURN_IF_ERROR(exec_raw(m.sql));
+      return exec_raw("PRAGMA user_version = " + std::to_string(m.version));
+    }();
+    if (status.ok()) status = exec_raw("COMMIT");
+    if (!status.ok()) {
+      (void)exec_raw("ROLLBACK");
+      return Error(status.code(), label + status.message());
+    }
+  }
+  return Status::Ok();
+}
+
+Status SqliteStorage::prepare_all() {
+  const auto& table = sql_text();
+  statements_.assign(table.size(), nullptr);
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    // PERSISTENT: these live as long as the connection; sqlite allocates them accordingly.
+    const int rc = sqlite3_prepare_v3(db_, table[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                      &statements_[i], nullptr);
+    if (rc != SQLITE_OK) {
+      return Error(Code::internal, std::string("cannot prepare statement: ") + sqlite3_errmsg(db_) +
+                                       " in: " + table[i]);
+    }
+  }
+  return Status::Ok();
+}
+
+Status SqliteStorage::exec_raw(const std::string& sql) {
+  char* message = nullptr;
+  const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message);
+  if (rc == SQLITE_OK) return Status::Ok();
+  std::string text = message != nullptr ? message : sqlite3_errstr(rc);
+  sqlite3_free(message);
+  return Error(sqlite_code(rc), text);
+}
+
+Result<std::string> SqliteStorage::query_text(const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr);
+  if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+  if (rc != SQLITE_ROW) {
+    Status status = Error(sqlite_code(rc), sqlite3_errmsg(db_));
+    sqlite3_finalize(stmt);
+    return status;
+  }
+  const unsigned char* text = sqlite3_column_text(stmt, 0);
+  std::string out = text != nullptr ? reinterpret_cast<const char*>(text) : "";
+  sqlite3_finalize(stmt);
+  return out;
+}
+
+Result<std::int64_t> SqliteStorage::query_int(const char* sql) {
+  COFFER_ASSIGN_OR_RETURN(const std::string text, query_text(sql));
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) {
+    return Error(Code::internal, std::string(sql) + " returned '" + text + "', not an integer");
+  }
+  return value;
+}
+
+Status SqliteStorage::error(int rc, std::string_view what) const {
+  return Error(sqlite_code(rc), std::string(what) + " failed on database " + path_ + ": " +
+                                    sqlite3_errmsg(db_));
+}
+
+Result<SqliteStorage::Settings> SqliteStorage::settings() {
+  std::lock_guard lock(mu_);
+  Settings s;
+  COFFER_ASSIGN_OR_RETURN(s.journal_mode, query_text("PRAGMA journal_mode"));
+  COFFER_ASSIGN_OR_RETURN(s.synchronous, query_int("PRAGMA synchronous"));
+  COFFER_ASSIGN_OR_RETURN(const std::int64_t fk, query_int("PRAGMA foreign_keys"));
+  COFFER_ASSIGN_OR_RETURN(const std::int64_t sd, query_int("PRAGMA secure_delete"));
+  COFFER_ASSIGN_OR_RETURN(s.busy_timeout_ms, query_int("PRAGMA busy_timeout"));
+  COFFER_ASSIGN_OR_RETURN(s.user_version, query_int("PRAGMA user_version"));
+  s.foreign_keys = fk != 0;
+  s.secure_delete = sd != 0;
+  return s;
+}
+
+Status SqliteStorage::checkpoint() {
+  std::lock_guard lock(mu_);
+  auto busy = query_int("PRAGMA wal_checkpoint(TRUNCATE)");
+  if (!busy.ok()) return busy.status().with_context("checkpoint of " + path_);
+  if (*busy != 0) {
+    return Error(Code::unavailable, "checkpoint of " + path_ + " could not complete: readers are active");
+  }
+  return Status::Ok();
+}
+
+// --- Query and Transaction ---
+
+SqliteStorage::Query::Query(SqliteStorage& owner, int sql, std::string_view what)
+    : owner_(owner), stmt_(owner.statements_[static_cast<std::size_t>(sql)]), what_(what) {}
+
+SqliteStorage::Query::~Query() {
+  // Reset ends the statement's implicit read transaction; a forgotten reset would pin the WAL.
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+SqliteStorage::Query& SqliteStorage::Query::text(int index, const std::string& value) {
+  // TRANSIENT: sqlite copies, so a bound value may be a temporary. The copies are small.
+  note(sqlite3_bind_text64(stmt_, index, value.c_str(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+  return *this;
+}
+
+SqliteStorage::Query& SqliteStorage::Query::blob(int index, const std::vector<std::uint8_t>& value) {
+  // An empty vector may have a null data(), which sqlite would bind as NULL: bind x'' instead.
+  if (value.empty()) {
+    note(sqlite3_bind_zeroblob(stmt_, index, 0));
+  } else {
+    note(sqlite3_bind_blob64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT));
+  }
+  return *this;
+}
+
+SqliteStorage::Query& SqliteStorage::Query::integer(int index, std::int64_t value) {
+  note(sqlite3_bind_int64(stmt_, index, value));
+  return *this;
+}
+
+SqliteStorage::Query& SqliteStorage::Query::null(int index) {
+  note(sqlite3_bind_null(stmt_, index));
+  return *this;
+}
+
+void SqliteStorage::Query::note(int rc) {
+  if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+}
+
+Result<bool> SqliteStorage::Query::step() {
+  if (bind_rc_ != SQLITE_OK) return owner_.error(bind_rc_, what_);
+  const int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return owner_.error(rc, what_);
+}
+
+Status SqliteStorage::Query::run() {
+  COFFER_ASSIGN_OR_RETURN(const bool row, step());
+  (void)row;  // writes return no rows; a RETURNING clause is not used here
+  return Status::Ok();
+}
+
+std::int64_t SqliteStorage::Query::changes() const { return sqlite3_changes64(owner_.db_); }
+
+bool SqliteStorage::Query::is_null(int column) const {
+  return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
+}
+
+std::string SqliteStorage::Query::text_at(int column) const {
+  const unsigned char* p = sqlite3_column_text(stmt_, column);
+  const int n = sqlite3_column_bytes(stmt_, column);
+  return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
+}
+
+std::vector<std::uint8_t> SqliteStorage::Query::blob_at(int column) const {
+  const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt_, column));
+  const int n = sqlite3_column_bytes(stmt_, column);
+  return p == nullptr ? std::vector<std::uint8_t>() : std::vector<std::uint8_t>(p, p + n);
+}
+
+std::int64_t SqliteStorage::Query::integer_at(int column) const {
+  return sqlite3_column_int64(stmt_, column);
+}
+
+SqliteStorage::Transaction::~Transaction() {
+  if (active_) (void)Query(owner_, kRollback, "rollback").run();
+}
+
+Status SqliteStorage::Transaction::begin() {
+  COFFER_RETURN_IF_ERROR(Query(owner_, kBegin, "begin transaction").run());
+  active_ = true;
+  return Status::Ok();
+}
+
+Status SqliteStorage::Transaction::commit() {
+  COFFER_RETURN_IF_ERROR(Query(owner_, kCommit, "commit").run());
+  active_ = false;
+  return Status::Ok();
+}
+
+}  // namespace coffer::storage
