@@ -1,6 +1,8 @@
 // auth/ endpoints: TLS-certificate login (auth/cert/login and the short form auth {"role"}),
 // cert role administration (auth/cert/certs/<name>), and the token lifecycle
 // (auth/token/lookup-self, renew-self, revoke-self, create).
+#include <algorithm>
+
 #include "api/routes.h"
 #include "common/duration.h"
 #include "common/log.h"
@@ -65,7 +67,8 @@ std::int64_t duration_field(const SecretJson& body, const char* key) {
   if (it->is_string()) {
     const auto& v = it->get_ref<const crypto::SecretString&>();
     if (v.empty()) return 0;
-    return parse_duration_seconds(std::string_view(v.data(), v.size())).value_or(-1);
+    auto parsed = parse_duration(std::string_view(v.data(), v.size()));
+    return parsed.ok() ? *parsed : -1;
   }
   return -1;
 }
@@ -151,6 +154,17 @@ std::optional<HttpResponse> token_routes(Services& s, Call& call) {
       }
     } else {
       spec.policies = me.policies;  // Vault: a child inherits the parent's policies
+    }
+    // Vault's SanitizePolicies: "default" is attached unless no_default_policy or a root token.
+    bool no_default = false;
+    if (auto it = body->find("no_default_policy"); it != body->end() && it->is_boolean()) no_default = it->get<bool>();
+    const auto has = [&spec](const char* name) {
+      return std::find(spec.policies.begin(), spec.policies.end(), name) != spec.policies.end();
+    };
+    if (no_default) {
+      std::erase(spec.policies, std::string("default"));
+    } else if (!has("default") && !has("root")) {
+      spec.policies.insert(spec.policies.begin(), "default");
     }
     if (auto it = body->find("meta"); it != body->end() && !it->is_null()) {
       if (!it->is_object()) return error_response(400, {"meta must be a map of strings"});

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "auth/duration.h"
+#include "common/duration.h"
 #include "auth/policy_store.h"
 
 namespace coffer::auth {

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "auth/duration.h"
+#include "common/duration.h"
 #include "auth/policy.h"
 
 namespace coffer::auth {

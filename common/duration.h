@@ -1,14 +1,21 @@
-// Vault-style durations: "30s", "15m", "24h", "1h30m", "2d" is not Vault (rejected), or a plain
-// number of seconds ("900" or 900). Used by the config file and the API alike.
+// Durations as Vault accepts them in request bodies and policies (parseutil.ParseDurationSecond):
+// a number of seconds (JSON number or digit string) or a Go-style duration string such as "1h",
+// "15m", "30s", "1h30m", "1.5h", plus Vault's "d" (days) suffix. Used for the config file, token TTLs, role TTLs
+// and policy wrapping TTLs, so every part of auth/ reads "1h" the same way.
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
 
 namespace coffer {
 
-// Seconds, or nullopt for malformed, negative or absurd (> 100 years) values.
-std::optional<std::int64_t> parse_duration_seconds(std::string_view text);
+// Whole seconds (fractions are truncated, as Vault does). Errors: invalid_argument for empty
+// units, unknown units, negative values, overflow, or non-string/non-number JSON.
+Result<std::int64_t> parse_duration(std::string_view text);
+Result<std::int64_t> parse_duration_value(const nlohmann::json& value);
 
 }  // namespace coffer

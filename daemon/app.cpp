@@ -10,7 +10,7 @@ Result<crypto::SecretBytes> read_pin(const Config& config, const std::optional<s
   if (pin_file.has_value()) {
     path = *pin_file;
   } else {
-    COFFER_ASSIGN_OR_RETURN(path, keys::credential_path(config.pkcs11.pin_credential));
+    COFFER_ASSIGN_OR_RETURN(path, keys::credential_path(config.pin_credential));
   }
   auto pin = keys::read_credential_file(path);
   if (!pin.ok()) return pin.status().with_context("cannot read the PKCS#11 PIN");
@@ -19,12 +19,7 @@ Result<crypto::SecretBytes> read_pin(const Config& config, const std::optional<s
 
 Result<std::unique_ptr<keys::KeyProtector>> open_protector(const Config& config,
                                                            const crypto::SecretBytes& pin) {
-  hsm::Pkcs11Config p;
-  p.module = config.pkcs11.module;
-  p.token_label = config.pkcs11.token_label;
-  p.token_uri = config.pkcs11.token_uri;
-  p.key_label = config.pkcs11.key_label;
-  COFFER_ASSIGN_OR_RETURN(auto protector, hsm::Pkcs11Protector::open(p, pin));
+  COFFER_ASSIGN_OR_RETURN(auto protector, hsm::Pkcs11Protector::open(config.pkcs11, pin));
   return std::unique_ptr<keys::KeyProtector>(std::move(protector));
 }
 

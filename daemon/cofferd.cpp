@@ -91,22 +91,8 @@ int run(const std::string& config_path) {
   info.cluster_id = cluster_id->value_or("");
   info.cluster_name = cluster_name->value_or("coffer");
   info.seal_type = pinfo.kind;
-  info.max_json_depth = config->listener.max_json_depth;
+  info.max_json_depth = config->max_json_depth;
   api::VaultRouter router(api::Services{tokens, policies, **cert_roles, kv, info});
-
-  api::HttpServerConfig http;
-  const auto& L = config->listener;
-  http.address = L.address;
-  http.port = L.port;
-  http.cert_file = L.tls_cert_file;
-  http.key_file = L.tls_key_file;
-  http.client_ca_file = L.client_ca_file;
-  http.crl_file = L.crl_file;
-  http.threads = L.threads;
-  http.max_connections = L.max_connections;
-  http.connection_timeout_seconds = static_cast<unsigned>(L.connection_timeout_seconds);
-  http.max_request_bytes = L.max_request_bytes;
-  http.max_path_bytes = L.max_path_bytes;
 
   // Block the signals before the listener starts its threads, so they inherit the mask and
   // only this thread receives them.
@@ -117,9 +103,9 @@ int run(const std::string& config_path) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto server = api::HttpServer::start(http, [&router](api::HttpRequest& r) { return router.handle(r); });
+  auto server = api::HttpServer::start(config->listener, [&router](api::HttpRequest& r) { return router.handle(r); });
   if (!server.ok()) return fail(server.status());
-  log_info("cofferd " + std::string(kVersion) + " serving https://" + L.address + ":" +
+  log_info("cofferd " + std::string(kVersion) + " serving https://" + config->listener.address + ":" +
            std::to_string((*server)->port()) + " (mutual TLS required)");
   sd_notify(0, "READY=1\nSTATUS=serving");
 
@@ -144,7 +130,7 @@ int run(const std::string& config_path) {
   }
   sd_notify(0, "STOPPING=1");
   (*server)->stop();
-  log_info("cofferd stopped; keys wiped");
+  log_info("cofferd stopped");  // the keyring and the PIN-derived state are wiped by their destructors on return
   return 0;
 }
 

@@ -53,7 +53,10 @@ class Reader {
     const auto* node = t.get(key);
     if (node == nullptr) return Status::Ok();
     std::optional<std::int64_t> seconds;
-    if (node->is_string()) seconds = parse_duration_seconds(node->as_string()->get());
+    if (node->is_string()) {
+      auto parsed = parse_duration(node->as_string()->get());
+      if (parsed.ok()) seconds = *parsed;
+    }
     if (node->is_integer()) seconds = node->as_integer()->get();
     if (!seconds.has_value() || *seconds < min) {
       return bad(where + "." + key, "must be a duration such as \"30s\", \"15m\" or \"24h\" (at least " +
@@ -111,18 +114,21 @@ Result<Config> load_config(const std::string& path) {
     auto& L = c.listener;
     COFFER_RETURN_IF_ERROR(r.get_string(*l, "listener", "address", L.address));
     COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "port", L.port, 1, 65535));
-    COFFER_RETURN_IF_ERROR(r.get_string(*l, "listener", "tls_cert_file", L.tls_cert_file));
-    COFFER_RETURN_IF_ERROR(r.get_string(*l, "listener", "tls_key_file", L.tls_key_file));
+    COFFER_RETURN_IF_ERROR(r.get_string(*l, "listener", "tls_cert_file", L.cert_file));
+    COFFER_RETURN_IF_ERROR(r.get_string(*l, "listener", "tls_key_file", L.key_file));
     COFFER_RETURN_IF_ERROR(r.get_string(*l, "listener", "client_ca_file", L.client_ca_file));
     COFFER_RETURN_IF_ERROR(r.get_string(*l, "listener", "crl_file", L.crl_file));
+    std::int64_t timeout = L.connection_timeout_seconds;
     COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "threads", L.threads, 0, 256));
     COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "max_connections", L.max_connections, 1, 1000000));
-    COFFER_RETURN_IF_ERROR(r.get_duration(*l, "listener", "connection_timeout", L.connection_timeout_seconds, 1));
+    COFFER_RETURN_IF_ERROR(r.get_duration(*l, "listener", "connection_timeout", timeout, 1));
+    if (timeout > 86400) return r.bad("listener.connection_timeout", "must be at most 24h");
+    L.connection_timeout_seconds = static_cast<unsigned>(timeout);
     COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "max_request_bytes", L.max_request_bytes, 1024, 32 << 20));
     COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "max_path_bytes", L.max_path_bytes, 64, 65536));
-    COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "max_json_depth", L.max_json_depth, 2, 512));
+    COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "max_json_depth", c.max_json_depth, 2, 512));
   }
-  if (c.listener.tls_cert_file.empty() || c.listener.tls_key_file.empty() ||
+  if (c.listener.cert_file.empty() || c.listener.key_file.empty() ||
       c.listener.client_ca_file.empty()) {
     return r.bad("listener", "tls_cert_file, tls_key_file and client_ca_file are required "
                              "(mutual TLS is always on)");
@@ -144,7 +150,7 @@ Result<Config> load_config(const std::string& path) {
       COFFER_RETURN_IF_ERROR(r.get_string(*k, "protector.pkcs11", "token_label", P.token_label));
       COFFER_RETURN_IF_ERROR(r.get_string(*k, "protector.pkcs11", "token_uri", P.token_uri));
       COFFER_RETURN_IF_ERROR(r.get_string(*k, "protector.pkcs11", "key_label", P.key_label));
-      COFFER_RETURN_IF_ERROR(r.get_string(*k, "protector.pkcs11", "pin_credential", P.pin_credential));
+      COFFER_RETURN_IF_ERROR(r.get_string(*k, "protector.pkcs11", "pin_credential", c.pin_credential));
     }
   }
   if (c.protector_type != "pkcs11") {
@@ -153,7 +159,7 @@ Result<Config> load_config(const std::string& path) {
   if (c.pkcs11.token_label.empty() == c.pkcs11.token_uri.empty()) {
     return r.bad("protector.pkcs11", "set exactly one of token_label and token_uri");
   }
-  if (c.pkcs11.pin_credential.empty() || c.pkcs11.pin_credential.find('/') != std::string::npos) {
+  if (c.pin_credential.empty() || c.pin_credential.find('/') != std::string::npos) {
     return r.bad("protector.pkcs11.pin_credential", "must be a credential name (no '/')");
   }
 

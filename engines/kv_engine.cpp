@@ -34,7 +34,8 @@ Result<std::optional<KvSecret>> KvEngine::read(const std::string& path) {
     std::optional<std::int64_t> ttl;
     if (it->is_string()) {
       const auto& s = it->get_ref<const crypto::SecretString&>();
-      ttl = parse_duration_seconds(std::string_view(s.data(), s.size()));
+      auto parsed = parse_duration(std::string_view(s.data(), s.size()));
+      if (parsed.ok()) ttl = *parsed;
     } else if (it->is_number_unsigned()) {
       ttl = static_cast<std::int64_t>(it->get<std::uint64_t>());
     } else if (it->is_number_integer() && it->get<std::int64_t>() >= 0) {

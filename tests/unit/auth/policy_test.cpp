@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "auth/duration.h"
+#include "common/duration.h"
 #include "auth/policy.h"
 
 namespace coffer::auth {

@@ -1,0 +1,115 @@
+"""mTLS is always on: no client certificate, a foreign CA, an expired or a revoked certificate
+never reach HTTP (brief §4: "No client certificate, no HTTP request")."""
+
+import http.client
+import socket
+import ssl
+import unittest
+
+from harness import CofferTestCase
+
+REFUSED = (ssl.SSLError, ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine,
+           http.client.IncompleteRead)
+
+
+class RefusalMixin:
+    def assertRefused(self, inst, cert, tls=None):
+        """The connection fails at TLS: no HTTP status line ever comes back."""
+        try:
+            resp = inst.request("GET", "/v1/sys/health", cert=cert, tls=tls, timeout=10)
+        except REFUSED:
+            return
+        except (socket.timeout, TimeoutError):
+            self.fail(f"client cert {cert!r} (TLS {tls or 'any'}): server neither refused nor answered in 10 s")
+        self.fail(f"client cert {cert!r} (TLS {tls or 'any'}) reached HTTP: {resp!r}")
+
+    def tls_versions(self, inst):
+        """The TLS versions the server offers (checked with a valid client certificate)."""
+        versions = []
+        for v in ("1.2", "1.3"):
+            try:
+                if inst.request("GET", "/v1/sys/health", cert="unit-admin", tls=v, timeout=10).status == 200:
+                    versions.append(v)
+            except REFUSED:
+                pass
+        self.assertTrue(versions, "no TLS version worked even with a valid client certificate")
+        return versions
+
+
+class TestMutualTLS(RefusalMixin, CofferTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.inst = cls.class_instance()
+
+    def test_valid_client_certificates_accepted(self):
+        for cert in ("unit-admin", "unit-web", "unit-other"):
+            with self.subTest(cert=cert):
+                r = self.inst.request("GET", "/v1/sys/health", cert=cert)
+                self.assertStatus(r, 200)
+
+    def test_server_certificate_valid_for_ip_and_localhost(self):
+        for name in ("127.0.0.1", "localhost"):
+            with self.subTest(server_hostname=name):
+                r = self.inst.request("GET", "/v1/sys/health", cert="unit-admin", server_hostname=name)
+                self.assertStatus(r, 200)
+
+    def test_tls_1_3_offered(self):
+        self.assertIn("1.3", self.tls_versions(self.inst), "the server should offer TLS 1.3")
+
+    def test_no_client_certificate_refused(self):
+        for v in self.tls_versions(self.inst):
+            with self.subTest(tls=v):
+                self.assertRefused(self.inst, None, tls=v)
+                # Not even the unauthenticated health endpoint is served without a certificate.
+
+    def test_foreign_ca_refused(self):
+        for v in self.tls_versions(self.inst):
+            with self.subTest(tls=v):
+                self.assertRefused(self.inst, "foreign", tls=v)
+
+    def test_expired_certificate_refused(self):
+        for v in self.tls_versions(self.inst):
+            with self.subTest(tls=v):
+                self.assertRefused(self.inst, "expired", tls=v)
+
+    def test_server_still_healthy_after_refusals(self):
+        for cert in (None, "foreign", "expired", None):
+            self.assertRefused(self.inst, cert)
+        self.assertStatus(self.inst.request("GET", "/v1/sys/health", cert="unit-web"), 200)
+        self.assertTrue(self.inst.running)
+
+    def test_refused_certificates_never_get_a_token(self):
+        # The login endpoint is unauthenticated at the HTTP level: it must still be behind mTLS.
+        for cert in (None, "foreign", "expired"):
+            with self.subTest(cert=cert):
+                try:
+                    r = self.inst.request("POST", "/v1/auth/cert/login", {}, cert=cert, timeout=10)
+                except REFUSED:
+                    continue
+                self.fail(f"login with {cert!r} reached HTTP: {r!r}")
+
+
+class TestRevocation(RefusalMixin, CofferTestCase):
+    """Only when make-pki.sh produced a `revoked` certificate and a CRL for the dev CA."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not (cls.pki.has("revoked") and cls.pki.crl):
+            raise unittest.SkipTest("make-pki.sh made no revoked certificate / CRL")
+        cls.inst = cls.class_instance(crl=cls.pki.crl)
+
+    def test_revoked_certificate_refused(self):
+        for v in self.tls_versions(self.inst):
+            with self.subTest(tls=v):
+                self.assertRefused(self.inst, "revoked", tls=v)
+
+    def test_unrevoked_certificates_still_accepted_with_crl(self):
+        for cert in ("unit-web", "unit-admin"):
+            with self.subTest(cert=cert):
+                self.assertStatus(self.inst.request("GET", "/v1/sys/health", cert=cert), 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
