@@ -222,8 +222,8 @@ std::string format_address(const sockaddr* sa, std::uint16_t& port) {
 }
 
 struct ValueSink {
-  std::vector<std::pair<std::string, std::string>>* out;
-  bool lower_keys;
+  std::vector<std::pair<std::string, std::string>>* query = nullptr;  // one of these two is set
+  decltype(HttpRequest::headers)* headers = nullptr;
   std::size_t bytes = 0;
   bool has_nul = false;
 };
@@ -232,10 +232,14 @@ MHD_Result collect_value(void* cls, MHD_ValueKind, const char* key, std::size_t 
                          const char* value, std::size_t value_size) {
   auto* sink = static_cast<ValueSink*>(cls);
   std::string k(key != nullptr ? key : "", key != nullptr ? key_size : 0);
-  std::string v(value != nullptr ? value : "", value != nullptr ? value_size : 0);
+  const std::string_view v(value != nullptr ? value : "", value != nullptr ? value_size : 0);
   sink->bytes += k.size() + v.size() + 4;  // "name: value\r\n"
-  if (k.find('\0') != std::string::npos || v.find('\0') != std::string::npos) sink->has_nul = true;
-  sink->out->emplace_back(sink->lower_keys ? lower(k) : std::move(k), std::move(v));
+  if (k.find('\0') != std::string::npos || v.find('\0') != std::string_view::npos) sink->has_nul = true;
+  if (sink->headers != nullptr) {
+    sink->headers->emplace_back(lower(k), crypto::SecretString(v.begin(), v.end()));
+  } else {
+    sink->query->emplace_back(std::move(k), std::string(v));
+  }
   return MHD_YES;
 }
 
@@ -434,9 +438,11 @@ MHD_Result HttpServer::Impl::on_request(MHD_Connection* connection, const char* 
     req.remote_port = cs->remote_port;
     req.peer = cs->peer;
 
-    ValueSink headers{&req.headers, true};
+    ValueSink headers;
+    headers.headers = &req.headers;
     MHD_get_connection_values_n(connection, MHD_HEADER_KIND, &collect_value, &headers);
-    ValueSink query{&req.query, false};
+    ValueSink query;
+    query.query = &req.query;
     MHD_get_connection_values_n(connection, MHD_GET_ARGUMENT_KIND, &collect_value, &query);
 
     if (headers.bytes > config.max_header_bytes) {
@@ -446,7 +452,7 @@ MHD_Result HttpServer::Impl::on_request(MHD_Connection* connection, const char* 
       return queue(connection, json_error(err->status, err->message), head);
     }
     if (query.has_nul) return queue(connection, json_error(400, "request query contains a NUL byte"), head);
-    if (const std::string* cl = req.header("content-length")) {
+    if (const crypto::SecretString* cl = req.header("content-length")) {
       // MHD already refused a malformed Content-Length; this only compares the number.
       std::uint64_t declared = 0;
       const auto [end, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), declared);

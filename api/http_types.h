@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "crypto/secret_bytes.h"
+#include "crypto/wiping_allocator.h"
 
 namespace coffer::api {
 
@@ -31,14 +32,17 @@ struct HttpRequest {
   std::string path;      // as libmicrohttpd gives it: percent-decoded, query removed
   std::string raw_path;  // the path as on the wire (percent-encoded), empty if not obtainable
   std::vector<std::pair<std::string, std::string>> query;    // decoded, in order; "?a" gives {"a",""}
-  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, in order
+  // Names lower-cased, in order. Values are SecretStrings in wiped storage: X-Vault-Token and
+  // Authorization carry credentials.
+  using Header = std::pair<std::string, crypto::SecretString>;
+  std::vector<Header, crypto::WipingAllocator<Header>> headers;
   crypto::SecretBytes body;
   std::string remote_address;  // textual IPv4/IPv6 address of the TCP peer
   std::uint16_t remote_port = 0;
   PeerCertificate peer;
 
   // First header with this (lower-case) name, or nullptr.
-  const std::string* header(std::string_view lower_name) const {
+  const crypto::SecretString* header(std::string_view lower_name) const {
     for (const auto& [name, value] : headers) {
       if (name == lower_name) return &value;
     }

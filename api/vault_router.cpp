@@ -10,11 +10,14 @@ namespace {
 // X-Vault-Token takes precedence; otherwise "Authorization: Bearer <token>" (Vault's
 // getTokenFromReq). Other Authorization schemes are ignored.
 std::string_view presented_token(const HttpRequest& req) {
-  if (const std::string* t = req.header("x-vault-token"); t != nullptr && !t->empty()) return *t;
-  if (const std::string* a = req.header("authorization"); a != nullptr) {
+  if (const auto* t = req.header("x-vault-token"); t != nullptr && !t->empty()) {
+    return std::string_view(t->data(), t->size());
+  }
+  if (const auto* a = req.header("authorization"); a != nullptr) {
     constexpr std::string_view kBearer = "Bearer ";
-    if (a->size() > kBearer.size() && std::string_view(*a).substr(0, kBearer.size()) == kBearer) {
-      std::string_view rest = std::string_view(*a).substr(kBearer.size());
+    const std::string_view value(a->data(), a->size());
+    if (value.size() > kBearer.size() && value.substr(0, kBearer.size()) == kBearer) {
+      std::string_view rest = value.substr(kBearer.size());
       while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
       return rest;
     }

@@ -13,28 +13,10 @@
 #include <vector>
 
 #include "crypto/secret_bytes.h"
+#include "crypto/wiping_allocator.h"
 
 namespace coffer::crypto {
 
-// Wipes with OPENSSL_cleanse (defined in secret_bytes.cpp so this header needs no OpenSSL).
-void secure_wipe(void* p, std::size_t n) noexcept;
-
-template <class T>
-struct WipingAllocator {
-  using value_type = T;
-  WipingAllocator() noexcept = default;
-  template <class U>
-  WipingAllocator(const WipingAllocator<U>&) noexcept {}  // NOLINT(google-explicit-constructor)
-  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
-  void deallocate(T* p, std::size_t n) noexcept {
-    secure_wipe(static_cast<void*>(p), n * sizeof(T));
-    ::operator delete(static_cast<void*>(p));
-  }
-  template <class U>
-  bool operator==(const WipingAllocator<U>&) const noexcept { return true; }
-};
-
-using SecretString = std::basic_string<char, std::char_traits<char>, WipingAllocator<char>>;
 using SecretJson = nlohmann::basic_json<std::map, std::vector, SecretString, bool, std::int64_t,
                                         std::uint64_t, double, WipingAllocator>;
 

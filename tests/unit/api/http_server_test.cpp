@@ -124,7 +124,7 @@ class HttpServerTest : public ::testing::Test {
     s.remote_address = req.remote_address;
     s.remote_port = req.remote_port;
     s.query = req.query;
-    s.headers = req.headers;
+    for (const auto& [k, v] : req.headers) s.headers.emplace_back(k, std::string(v.data(), v.size()));
     s.peer = req.peer;
     {
       std::lock_guard<std::mutex> lock(mu_);
