@@ -120,7 +120,15 @@ int run(const std::string& config_path) {
       log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", stopping");
       break;
     }
-    if (sig == SIGHUP) log_warning("SIGHUP: certificate reload is not implemented yet; restart cofferd to reload");
+    if (sig == SIGHUP) {
+      // The CRL is reloaded in place; the server certificate and key need a restart for now.
+      Status st = (*server)->reload_crl();
+      if (st.ok()) {
+        log_info("SIGHUP: client CRL reloaded (server certificate changes still need a restart)");
+      } else {
+        log_error("SIGHUP: CRL reload failed, keeping the previous CRL: " + st.message());
+      }
+    }
     if (watchdog) sd_notify(0, "WATCHDOG=1");
     if (now_seconds() >= next_sweep) {
       auto swept = tokens.sweep_expired();
@@ -147,7 +155,7 @@ int main(int argc, char** argv) {
   app.footer(
       "The PKCS#11 PIN is read from the systemd credential named by protector.pkcs11.pin_credential\n"
       "($CREDENTIALS_DIRECTORY/<name>), never from the environment or the command line.\n"
-      "Signals: SIGTERM/SIGINT stop gracefully. Exit status: 0 after a clean stop, 1 on a start-up error.");
+      "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the client CRL. Exit status: 0 after a clean stop, 1 on a start-up error.");
   CLI11_PARSE(app, argc, argv);
   if (check_only) {
     auto config = coffer::daemon::load_config(config_path);

@@ -2,9 +2,14 @@
 never reach HTTP (brief §4: "No client certificate, no HTTP request")."""
 
 import http.client
+import shutil
+import signal
+import tempfile
+import time
 import socket
 import ssl
 import unittest
+from pathlib import Path
 
 from harness import CofferTestCase
 
@@ -91,13 +96,12 @@ class TestMutualTLS(RefusalMixin, CofferTestCase):
 
 
 class TestRevocation(RefusalMixin, CofferTestCase):
-    """Only when make-pki.sh produced a `revoked` certificate and a CRL for the dev CA."""
+    """make-pki.sh makes a `revoked` certificate and a CRL (ca.crl) of the dev CA that lists it."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        if not (cls.pki.has("revoked") and cls.pki.crl):
-            raise unittest.SkipTest("make-pki.sh made no revoked certificate / CRL")
+        assert cls.pki.has("revoked") and cls.pki.crl, "make-pki.sh made no revoked certificate / CRL"
         cls.inst = cls.class_instance(crl=cls.pki.crl)
 
     def test_revoked_certificate_refused(self):
@@ -109,6 +113,31 @@ class TestRevocation(RefusalMixin, CofferTestCase):
         for cert in ("unit-web", "unit-admin"):
             with self.subTest(cert=cert):
                 self.assertStatus(self.inst.request("GET", "/v1/sys/health", cert=cert), 200)
+
+
+class TestCrlReloadOnSighup(RefusalMixin, CofferTestCase):
+    """SIGHUP makes cofferd re-read crl_file: a certificate revoked after start is refused from then on."""
+
+    def test_sighup_applies_a_new_crl(self):
+        crl_dir = Path(tempfile.mkdtemp(prefix="coffer-it-crl-"))
+        self.addCleanup(shutil.rmtree, crl_dir, True)
+        crl = crl_dir / "client.crl"
+        shutil.copyfile(self.pki.dir / "ca-empty.crl", crl)
+        inst = self.new_instance(crl=str(crl))
+        self.assertStatus(inst.request("GET", "/v1/sys/health", cert="revoked"), 200)
+        shutil.copyfile(self.pki.crl, crl)
+        inst.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                inst.request("GET", "/v1/sys/health", cert="revoked", timeout=5)
+            except REFUSED:
+                break
+            if time.monotonic() > deadline:
+                self.fail("revoked certificate still accepted 10 s after SIGHUP with the new CRL")
+            time.sleep(0.2)
+        self.assertStatus(inst.request("GET", "/v1/sys/health", cert="unit-web"), 200)
+        self.assertIn("client CRL reloaded", inst.log_text())
 
 
 if __name__ == "__main__":
