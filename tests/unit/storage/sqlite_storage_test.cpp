@@ -103,14 +103,30 @@ TEST(SqliteStorageOpen, CorruptFileIsAnErrorAndIsNotRecreated) {
 }
 
 TEST(SqliteStorageOpen, UnreadableFileIsAnError) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root reads mode-000 files";
   TempDir dir;
   const std::string path = dir.file("coffer.db");
   { must_open(path); }
   ASSERT_EQ(::chmod(path.c_str(), 0), 0);
-  auto db = SqliteStorage::open(path, true);
-  ASSERT_FALSE(db.ok());
-  EXPECT_THAT(db.status().message(), HasSubstr("cannot open database " + path));
+  if (::geteuid() != 0) {
+    auto db = SqliteStorage::open(path, true);
+    ASSERT_FALSE(db.ok());
+    EXPECT_THAT(db.status().message(), HasSubstr("cannot open database " + path));
+    return;
+  }
+  // Root reads mode-000 files, so the open runs in a child that has become "nobody".
+  ASSERT_EQ(::chmod(dir.file("").c_str(), 0755), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(3);
+    auto db = SqliteStorage::open(path, true);
+    if (db.ok()) ::_exit(1);
+    ::_exit(db.status().message().find("cannot open database " + path) != std::string::npos ? 0 : 2);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: opened an unreadable file, 2: wrong message, 3: setuid failed";
 }
 
 TEST(SqliteStorageOpen, ADirectoryAtThePathIsAnError) {
