@@ -36,7 +36,21 @@ Status PolicyStore::put(std::string_view name, std::string_view text) {
   COFFER_ASSIGN_OR_RETURN(std::string n, normalize_name(name));
   if (n == kRootPolicyName) return Error(Code::invalid_argument, "cannot update \"root\" policy");
   COFFER_ASSIGN_OR_RETURN(Policy parsed, parse_policy(n, text));
-  (void)parsed;
+  // The router does not yet hand request data or a wrap TTL to the ACL check, so these rules
+  // could not be enforced: refuse them rather than store a policy that means less than it says.
+  for (const PathRule& rule : parsed.rules) {
+    const char* unsupported = nullptr;
+    if (!rule.allowed_parameters.empty()) unsupported = "allowed_parameters";
+    else if (!rule.denied_parameters.empty()) unsupported = "denied_parameters";
+    else if (!rule.required_parameters.empty()) unsupported = "required_parameters";
+    else if (rule.min_wrapping_ttl != 0) unsupported = "min_wrapping_ttl";
+    else if (rule.max_wrapping_ttl != 0) unsupported = "max_wrapping_ttl";
+    if (unsupported != nullptr) {
+      return Error(Code::invalid_argument,
+                   "policy \"" + n + "\", path \"" + rule.pattern + "\": " + unsupported +
+                       " is not supported by coffer yet (it could not be enforced); remove it");
+    }
+  }
   const nlohmann::json doc = {{"name", n}, {"policy", std::string(text)}};
   // Invalidate before and after the write: a reader that loaded the old text between the two is
   // stopped from caching it by the generation bump.

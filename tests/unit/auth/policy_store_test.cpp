@@ -50,6 +50,24 @@ TEST_F(PolicyStoreTest, InvalidPolicyIsRefusedAndNothingStored) {
   EXPECT_EQ(store.get("bad").status().code(), Code::not_found);
 }
 
+TEST_F(PolicyStoreTest, UnenforceableConstraintsAreRefusedAndNothingStored) {
+  PolicyStore store(*storage_);
+  const char* cases[][2] = {
+      {"path \"secret/a\" { capabilities = [\"create\"]\n allowed_parameters = { \"foo\" = [] } }", "allowed_parameters"},
+      {"path \"secret/a\" { capabilities = [\"create\"]\n denied_parameters = { \"bar\" = [] } }", "denied_parameters"},
+      {"path \"secret/a\" { capabilities = [\"create\"]\n required_parameters = [\"foo\"] }", "required_parameters"},
+      {"path \"secret/a\" { capabilities = [\"read\"]\n min_wrapping_ttl = \"1s\" }", "min_wrapping_ttl"},
+      {"path \"secret/a\" { capabilities = [\"read\"]\n max_wrapping_ttl = \"90s\" }", "max_wrapping_ttl"},
+  };
+  for (const auto& [text, key] : cases) {
+    Status st = store.put("constrained", text);
+    ASSERT_FALSE(st.ok()) << text;
+    EXPECT_EQ(st.code(), Code::invalid_argument);
+    EXPECT_NE(st.message().find(key), std::string::npos) << st.message();
+    EXPECT_EQ(store.get("constrained").status().code(), Code::not_found);
+  }
+}
+
 TEST_F(PolicyStoreTest, BuiltIns) {
   PolicyStore store(*storage_);
   EXPECT_EQ(store.put("root", kWeb).code(), Code::invalid_argument);
