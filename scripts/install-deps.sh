@@ -13,6 +13,8 @@ packages=(
   softhsm2 p11-kit opensc openssl sqlite3 curl
   libgtest-dev libgmock-dev googletest
   python3 python3-hvac python3-requests
+  # benchmarks (bench/run.sh): the nginx reference and Google Benchmark
+  nginx-light libbenchmark-dev
 )
 
 missing=()
