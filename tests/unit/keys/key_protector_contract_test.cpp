@@ -1,6 +1,7 @@
 // The KeyProtector contract: every implementation must pass the same tests. Run here against
-// Pkcs11Protector on a real SoftHSM token (one private token store per test) and against the
-// software FakeProtector; the TPM protector joins the list when it exists.
+// Pkcs11Protector on a real SoftHSM token (one private token store per test), against
+// TpmProtector on a real swtpm (one simulator per test, checked for leaked transient handles
+// after each test) and against the software FakeProtector.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -14,6 +15,8 @@
 #include "keys/key_protector.h"
 #include "tests/support/fake_protector.h"
 #include "tests/support/softhsm_fixture.h"
+#include "tests/support/swtpm_fixture.h"
+#include "tpm/tpm_protector.h"
 
 namespace coffer::keys {
 namespace {
@@ -22,6 +25,7 @@ namespace {
 // member order: members are destroyed in reverse.
 struct Subject {
   std::unique_ptr<testing::SoftHsmFixture> store;
+  std::unique_ptr<testing::SwtpmFixture> tpm;
   std::unique_ptr<KeyProtector> protector;
 };
 
@@ -33,6 +37,19 @@ struct SoftHsmPkcs11 {
     config.module = "softhsm2";
     config.token_label = s.store->label();
     COFFER_ASSIGN_OR_RETURN(s.protector, hsm::Pkcs11Protector::open(config, s.store->pin_secret()));
+    return s;
+  }
+};
+
+struct SwtpmTpm {
+  static Result<Subject> make() {
+    Subject s;
+    COFFER_ASSIGN_OR_RETURN(s.tpm, testing::SwtpmFixture::create());
+    tpm::TpmConfig config;
+    config.tcti = s.tpm->tcti();
+    config.pcrs = {7, 16};
+    config.key_blob_file = s.tpm->dir() + "/coffer-mk.json";
+    COFFER_ASSIGN_OR_RETURN(s.protector, tpm::TpmProtector::open(config, crypto::SecretBytes()));
     return s;
   }
 };
@@ -49,6 +66,7 @@ struct ImplementationNames {
   template <typename T>
   static std::string GetName(int) {
     if constexpr (std::is_same_v<T, SoftHsmPkcs11>) return "SoftHsmPkcs11";
+    if constexpr (std::is_same_v<T, SwtpmTpm>) return "SwtpmTpm";
     return "Fake";
   }
 };
@@ -60,6 +78,19 @@ class KeyProtectorContract : public ::testing::Test {
     auto s = T::make();
     ASSERT_TRUE(s.ok()) << s.status().to_string();
     subject_ = std::move(s).value();
+  }
+
+  // A TPM test must leave no transient object or session behind (a raw TPM has 3 slots).
+  void TearDown() override {
+    subject_.protector.reset();
+    if (subject_.tpm) {
+      auto objects = subject_.tpm->transient_objects();
+      ASSERT_TRUE(objects.ok()) << objects.status().to_string();
+      EXPECT_EQ(*objects, 0) << "transient TPM objects leaked";
+      auto sessions = subject_.tpm->loaded_sessions();
+      ASSERT_TRUE(sessions.ok()) << sessions.status().to_string();
+      EXPECT_EQ(*sessions, 0) << "TPM sessions leaked";
+    }
   }
 
   KeyProtector& p() { return *subject_.protector; }
@@ -78,7 +109,7 @@ class KeyProtectorContract : public ::testing::Test {
   Subject subject_;
 };
 
-using Implementations = ::testing::Types<SoftHsmPkcs11, Fake>;
+using Implementations = ::testing::Types<SoftHsmPkcs11, SwtpmTpm, Fake>;
 TYPED_TEST_SUITE(KeyProtectorContract, Implementations, ImplementationNames);
 
 TYPED_TEST(KeyProtectorContract, CreateMakesTheMasterKeyPresent) {
