@@ -3,6 +3,8 @@
 // A table of verbs, each with its own --help, argument checks and exit code:
 //   init    create the master key and keyring, print the initial root token once
 //   status  describe the protector, self-test it, and show the keyring
+//   audit verify  check audit files: hash chain, checkpoint MACs, the head in the database
+//   audit hash    the HMAC form of a value, to search the audit log for it
 // Exit codes: 0 success, 1 operational error (message on stderr), 2 usage error (CLI11).
 #include <unistd.h>
 
@@ -11,10 +13,14 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "audit/chain.h"
+#include "audit/redact.h"
+#include "audit/verify.h"
 #include "auth/token_store.h"
 #include "crypto/random.h"
 #include "daemon/app.h"
 #include "keys/keyring.h"
+#include "tpm/tpm_protector.h"
 
 namespace coffer::cli {
 namespace {
@@ -49,8 +55,18 @@ int cmd_init(const Common& c) {
   if (!pin.ok()) return fail(pin.status());
   auto protector = daemon::open_protector(*config, *pin);
   if (!protector.ok()) return fail(protector.status());
+  // Create the database before the master key: a database that cannot be created must not leave
+  // a new key behind in the HSM/TPM that blocks the next attempt.
+  auto db = daemon::open_storage(*config, true);
+  if (!db.ok()) return fail(db.status());
 
   if (Status st = (*protector)->create_master_key(); !st.ok()) {
+    if (st.code() == Code::already_exists && config->protector_type == "tpm") {
+      return fail(st.with_context(
+          "refusing to initialise: " + config->tpm.key_blob_file + " already holds a TPM master key, which may "
+          "protect another database. Use a new protector.tpm.key_blob_file, or remove the old one once nothing "
+          "depends on it"));
+    }
     if (st.code() == Code::already_exists) {
       return fail(st.with_context(
           "refusing to initialise: the token already holds this master key, which may protect another "
@@ -60,8 +76,6 @@ int cmd_init(const Common& c) {
   }
   if (Status st = (*protector)->self_test(); !st.ok()) return fail(st.with_context("master key self-test failed"));
 
-  auto db = daemon::open_storage(*config, true);
-  if (!db.ok()) return fail(db.status());
   if (Status st = keys::Keyring::initialize(**db, **protector); !st.ok()) {
     return fail(st.with_context("cannot create the keyring"));
   }
@@ -128,6 +142,13 @@ int cmd_status(const Common& c) {
   nlohmann::json j;
   j["protector"] = {{"kind", info.kind}, {"master_key", info.master_key_id}, {"mechanism", info.mechanism},
                     {"detail", info.detail}, {"self_test", self_test.ok() ? "ok" : self_test.message()}};
+  if (config->protector_type == "tpm") {
+    j["protector"]["tcti"] = config->tpm.tcti;
+    j["protector"]["pcrs"] = config->tpm.pcrs;
+    j["protector"]["pcr_bank"] = "sha256";
+    j["protector"]["key_blob_file"] = config->tpm.key_blob_file;
+    j["protector"]["auth_value"] = !config->tpm_auth_credential.empty();
+  }
   j["database"] = config->storage_path;
   j["initialized"] = !rows->empty();
   j["cluster_id"] = cluster_id.ok() && cluster_id->has_value() ? **cluster_id : "";
@@ -142,7 +163,13 @@ int cmd_status(const Common& c) {
   } else {
     std::cout << "protector:   " << info.kind << " — " << info.detail << "\n"
               << "master key:  " << info.master_key_id << " (" << info.mechanism << ")\n"
-              << "self-test:   " << (self_test.ok() ? "ok" : self_test.message()) << "\n"
+              << "self-test:   " << (self_test.ok() ? "ok" : self_test.message()) << "\n";
+    if (config->protector_type == "tpm") {
+      std::cout << "tpm:         " << config->tpm.tcti << ", PCRs sha256:" << tpm::pcr_list(config->tpm.pcrs)
+                << (config->tpm_auth_credential.empty() ? "" : " + auth value") << "\n"
+                << "key blob:    " << config->tpm.key_blob_file << "\n";
+    }
+    std::cout
               << "database:    " << config->storage_path << "\n"
               << "initialised: " << (rows->empty() ? "no (run cofferctl init)" : "yes") << "\n";
     for (const auto& r : *rows) {
@@ -152,6 +179,78 @@ int cmd_status(const Common& c) {
   }
   if (!self_test.ok()) return 1;
   return rows->empty() ? 1 : 0;
+}
+
+// The keyring, as status opens it: audit verify and audit hash need the audit-HMAC key.
+Result<std::unique_ptr<keys::Keyring>> open_keyring(const Common& c, daemon::Config& config,
+                                                    std::unique_ptr<storage::SqliteStorage>& db,
+                                                    std::unique_ptr<keys::KeyProtector>& protector) {
+  COFFER_ASSIGN_OR_RETURN(config, daemon::load_config(c.config_path));
+  COFFER_ASSIGN_OR_RETURN(auto pin, daemon::read_pin(config, c.pin_file));
+  COFFER_ASSIGN_OR_RETURN(protector, daemon::open_protector(config, pin));
+  COFFER_ASSIGN_OR_RETURN(db, daemon::open_storage(config, false));
+  return keys::Keyring::load(*db, *protector);
+}
+
+// Exit 0: the files verify; 1: tampering found or they cannot be checked.
+int cmd_audit_verify(const Common& c, std::vector<std::string> files) {
+  daemon::Config config;
+  std::unique_ptr<storage::SqliteStorage> db;
+  std::unique_ptr<keys::KeyProtector> protector;
+  auto keyring = open_keyring(c, config, db, protector);
+  if (!keyring.ok()) return fail(keyring.status());
+  if (files.empty()) {
+    if (config.audit_path.empty()) return fail(Error(Code::invalid_argument, "no files given and no [audit] path in the config"));
+    files.push_back(config.audit_path);
+  }
+  auto ckpt_key = audit::derive_checkpoint_key((*keyring)->audit_hmac_key());
+  if (!ckpt_key.ok()) return fail(ckpt_key.status());
+  audit::VerifyOptions options;
+  options.checkpoint_key = &*ckpt_key;
+  auto head_text = db->get_meta(audit::kHeadMetaKey);
+  if (!head_text.ok()) return fail(head_text.status());
+  if (head_text->has_value()) {
+    auto head = audit::decode_head(**head_text);
+    if (!head.ok()) return fail(head.status());
+    options.db_head = *head;
+  }
+  auto report = audit::verify_files(files, options);
+  if (!report.ok()) return fail(report.status());
+  nlohmann::json j{{"ok", report->ok()}, {"records", report->records}, {"checkpoints", report->checkpoints},
+                   {"first_seq", report->first_seq}, {"last_seq", report->last_seq}, {"warnings", report->warnings}};
+  if (options.db_head) j["database_head"] = {{"seq", options.db_head->seq}, {"stopped", options.db_head->stopped}};
+  if (report->failure) {
+    j["failure"] = {{"file", report->failure->file}, {"offset", report->failure->offset},
+                    {"seq", report->failure->seq}, {"problem", report->failure->problem}};
+  }
+  if (c.format == "json") {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    for (const auto& w : report->warnings) std::cout << "warning: " << w << "\n";
+    if (report->failure) {
+      const auto& f = *report->failure;
+      std::cout << "FAILED at record " << f.seq << (f.file.empty() ? "" : " (" + f.file + ", byte offset " + std::to_string(f.offset) + ")")
+                << ": " << f.problem << "\n";
+    } else {
+      std::cout << "ok: " << report->records << " records (" << report->first_seq << " to " << report->last_seq
+                << "), " << report->checkpoints << " checkpoints verified"
+                << (options.db_head ? ", database head at record " + std::to_string(options.db_head->seq) : std::string(", no head in the database"))
+                << "\n";
+    }
+  }
+  return report->ok() ? 0 : 1;
+}
+
+int cmd_audit_hash(const Common& c, const std::string& value) {
+  daemon::Config config;
+  std::unique_ptr<storage::SqliteStorage> db;
+  std::unique_ptr<keys::KeyProtector> protector;
+  auto keyring = open_keyring(c, config, db, protector);
+  if (!keyring.ok()) return fail(keyring.status());
+  auto h = audit::hmac_value((*keyring)->audit_hmac_key(), value);
+  if (!h.ok()) return fail(h.status());
+  std::cout << *h << "\n";
+  return 0;
 }
 
 }  // namespace
@@ -166,19 +265,34 @@ int main(int argc, char** argv) {
   auto add_common = [&common](CLI::App* sub) {
     sub->add_option("-c,--config", common.config_path, "cofferd configuration file")->capture_default_str();
     sub->add_option("--pin-file", common.pin_file,
-                    "file holding the PKCS#11 user PIN (mode 0600); default: the systemd credential "
-                    "$CREDENTIALS_DIRECTORY/<protector.pkcs11.pin_credential>");
+                    "file holding the PKCS#11 user PIN, or the TPM master key's auth value (mode 0600); "
+                    "default: the systemd credential $CREDENTIALS_DIRECTORY/<protector.pkcs11.pin_credential> "
+                    "or <protector.tpm.auth_credential> (none: no auth value)");
     sub->add_option("--format", common.format, "output format")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
   };
   auto* init = app.add_subcommand("init",
-                                  "create the master key in the HSM, the keyring in the database, and print the "
+                                  "create the master key in the HSM or TPM, the keyring in the database, and print the "
                                   "initial root token once (refuses if already initialised)");
   add_common(init);
   auto* status = app.add_subcommand("status", "describe and self-test the key protector and show the keyring "
                                               "(exit 1 if the self-test fails or coffer is not initialised)");
   add_common(status);
+  auto* audit = app.add_subcommand("audit", "audit log tools");
+  audit->require_subcommand(1);
+  std::vector<std::string> audit_files;
+  auto* verify = audit->add_subcommand("verify", "verify audit files, oldest first: hash chain, checkpoint MACs "
+                                                 "and the chain head in the database (exit 1 on any problem; "
+                                                 "stop cofferd first for a complete check)");
+  add_common(verify);
+  verify->add_option("files", audit_files, "audit files in order (default: [audit] path)");
+  std::string hash_value;
+  auto* hash = audit->add_subcommand("hash", "print the hmac-sha256:<hex> form a value takes in the audit log");
+  add_common(hash);
+  hash->add_option("value", hash_value, "the value (a token, an accessor, a secret)")->required();
   CLI11_PARSE(app, argc, argv);
   if (init->parsed()) return coffer::cli::cmd_init(common);
   if (status->parsed()) return coffer::cli::cmd_status(common);
+  if (verify->parsed()) return coffer::cli::cmd_audit_verify(common, audit_files);
+  if (hash->parsed()) return coffer::cli::cmd_audit_hash(common, hash_value);
   return 2;
 }

@@ -15,10 +15,13 @@
 
 namespace coffer::daemon {
 
-// The PIN from `pin_file` when given (cofferctl --pin-file), else from the systemd credential
-// $CREDENTIALS_DIRECTORY/<pin_credential>.
+// The protector's secret: for pkcs11 the PIN, for tpm the optional auth value of the master key.
+// From `pin_file` when given (cofferctl --pin-file), else from the systemd credential
+// $CREDENTIALS_DIRECTORY/<pin_credential> (pkcs11) or <protector.tpm.auth_credential> (tpm; an
+// empty credential name means no auth value, and the result is empty).
 Result<crypto::SecretBytes> read_pin(const Config& config, const std::optional<std::string>& pin_file);
 
+// The protector named by protector.type ("pkcs11" or "tpm"); `pin` is what read_pin returned.
 Result<std::unique_ptr<keys::KeyProtector>> open_protector(const Config& config,
                                                            const crypto::SecretBytes& pin);
 

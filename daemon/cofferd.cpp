@@ -14,6 +14,7 @@
 
 #include "api/http_server.h"
 #include "api/vault_router.h"
+#include "audit/audit_log.h"
 #include "auth/cert_roles.h"
 #include "auth/policy_store.h"
 #include "auth/token_store.h"
@@ -44,6 +45,8 @@ int run(const std::string& config_path) {
   };
 
   if (Status st = harden_process(); !st.ok()) return fail(st);
+  // A file-size limit (RLIMIT_FSIZE) must refuse the audited request (EFBIG), not kill cofferd.
+  signal(SIGXFSZ, SIG_IGN);
   auto config = load_config(config_path);
   if (!config.ok()) return fail(config.status());
   LogLevel level = LogLevel::info;
@@ -92,7 +95,25 @@ int run(const std::string& config_path) {
   info.cluster_name = cluster_name->value_or("coffer");
   info.seal_type = pinfo.kind;
   info.max_json_depth = config->max_json_depth;
-  api::VaultRouter router(api::Services{tokens, policies, **cert_roles, kv, info});
+  // The audit log opens before the listener: if it cannot, cofferd does not serve (fail closed).
+  std::unique_ptr<audit::AuditLog> audit_log;
+  if (!config->audit_path.empty()) {
+    auto sink = audit::FileSink::open(config->audit_path, static_cast<std::uint64_t>(config->audit_rotate_bytes));
+    if (!sink.ok()) return fail(sink.status());
+    audit::AuditOptions options;
+    options.fsync_always = config->audit_fsync_always;
+    options.sync_interval_ms = config->audit_sync_interval_ms;
+    options.checkpoint_every = static_cast<std::uint64_t>(config->audit_checkpoint_every);
+    auto opened = audit::AuditLog::open(std::move(sink).value(), (*keyring)->audit_hmac_key(), db->get(), options);
+    if (!opened.ok()) return fail(opened.status().with_context("cannot open the audit log"));
+    audit_log = std::move(opened).value();
+    log_info("audit log: " + config->audit_path + " (fsync " +
+             (options.fsync_always ? std::string("always") : "group, " + std::to_string(options.sync_interval_ms) + " ms") +
+             "), chain at record " + std::to_string(audit_log->head().seq));
+  } else {
+    log_warning("no [audit] section in the configuration: requests are not audited");
+  }
+  api::VaultRouter router(api::Services{tokens, policies, **cert_roles, kv, info}, audit_log.get());
 
   // Block the signals before the listener starts its threads, so they inherit the mask and
   // only this thread receives them.
@@ -128,6 +149,15 @@ int run(const std::string& config_path) {
       } else {
         log_error("SIGHUP: CRL reload failed, keeping the previous CRL: " + st.message());
       }
+      if (audit_log != nullptr) {
+        Status reopened = audit_log->reopen();
+        if (reopened.ok()) {
+          log_info("SIGHUP: audit log " + audit_log->describe() + " reopened at record " +
+                   std::to_string(audit_log->head().seq));
+        } else {
+          log_error("SIGHUP: audit log reopen failed, audited requests are refused: " + reopened.message());
+        }
+      }
     }
     if (watchdog) sd_notify(0, "WATCHDOG=1");
     if (now_seconds() >= next_sweep) {
@@ -138,6 +168,9 @@ int run(const std::string& config_path) {
   }
   sd_notify(0, "STOPPING=1");
   (*server)->stop();
+  if (audit_log != nullptr) {
+    if (Status st = audit_log->close(); !st.ok()) log_error("audit log: shutdown checkpoint failed: " + st.message());
+  }
   log_info("cofferd stopped");  // the keyring and the PIN-derived state are wiped by their destructors on return
   return 0;
 }
@@ -155,7 +188,7 @@ int main(int argc, char** argv) {
   app.footer(
       "The PKCS#11 PIN is read from the systemd credential named by protector.pkcs11.pin_credential\n"
       "($CREDENTIALS_DIRECTORY/<name>), never from the environment or the command line.\n"
-      "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the client CRL. Exit status: 0 after a clean stop, 1 on a start-up error.");
+      "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the client CRL and reopens the audit file. Exit status: 0 after a clean stop, 1 on a start-up error.");
   CLI11_PARSE(app, argc, argv);
   if (check_only) {
     auto config = coffer::daemon::load_config(config_path);

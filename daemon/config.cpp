@@ -99,8 +99,8 @@ Result<Config> load_config(const std::string& path) {
   Config c;
   c.source_path = path;
   Reader r(path);
-  COFFER_RETURN_IF_ERROR(r.check_keys(root, "", {"listener", "storage", "protector", "tokens", "log"}));
-  for (const char* section : {"listener", "storage", "protector", "tokens", "log"}) {
+  COFFER_RETURN_IF_ERROR(r.check_keys(root, "", {"listener", "storage", "protector", "tokens", "log", "audit"}));
+  for (const char* section : {"listener", "storage", "protector", "tokens", "log", "audit"}) {
     if (root.get(section) != nullptr && subtable(root, section) == nullptr) {
       return r.bad(section, "must be a table ([" + std::string(section) + "])");
     }
@@ -140,7 +140,7 @@ Result<Config> load_config(const std::string& path) {
   }
 
   if (const auto* p = subtable(root, "protector")) {
-    COFFER_RETURN_IF_ERROR(r.check_keys(*p, "protector", {"type", "pkcs11"}));
+    COFFER_RETURN_IF_ERROR(r.check_keys(*p, "protector", {"type", "pkcs11", "tpm"}));
     COFFER_RETURN_IF_ERROR(r.get_string(*p, "protector", "type", c.protector_type));
     if (const auto* k = subtable(*p, "pkcs11")) {
       COFFER_RETURN_IF_ERROR(r.check_keys(*k, "protector.pkcs11",
@@ -152,12 +152,50 @@ Result<Config> load_config(const std::string& path) {
       COFFER_RETURN_IF_ERROR(r.get_string(*k, "protector.pkcs11", "key_label", P.key_label));
       COFFER_RETURN_IF_ERROR(r.get_string(*k, "protector.pkcs11", "pin_credential", c.pin_credential));
     }
+    if (const auto* k = subtable(*p, "tpm")) {
+      const std::string w = "protector.tpm";
+      COFFER_RETURN_IF_ERROR(
+          r.check_keys(*k, w, {"tcti", "pcrs", "key_blob_file", "key_id", "auth_credential"}));
+      COFFER_RETURN_IF_ERROR(r.get_string(*k, w, "tcti", c.tpm.tcti));
+      COFFER_RETURN_IF_ERROR(r.get_string(*k, w, "key_blob_file", c.tpm.key_blob_file));
+      COFFER_RETURN_IF_ERROR(r.get_string(*k, w, "key_id", c.tpm.key_id));
+      COFFER_RETURN_IF_ERROR(r.get_string(*k, w, "auth_credential", c.tpm_auth_credential));
+      if (const auto* node = k->get("pcrs")) {
+        const auto* arr = node->as_array();
+        if (arr == nullptr) return r.bad(w + ".pcrs", "must be an array of PCR numbers, e.g. [7]");
+        c.tpm.pcrs.clear();
+        for (const auto& item : *arr) {
+          const auto* n = item.as_integer();
+          if (n == nullptr || n->get() < 0 || n->get() > 23) {
+            return r.bad(w + ".pcrs", "must hold PCR numbers 0..23");
+          }
+          c.tpm.pcrs.push_back(static_cast<std::uint32_t>(n->get()));
+        }
+      }
+    }
   }
-  if (c.protector_type != "pkcs11") {
-    return r.bad("protector.type", "\"" + c.protector_type + "\" is not supported (supported: \"pkcs11\")");
+  if (c.protector_type != "pkcs11" && c.protector_type != "tpm") {
+    return r.bad("protector.type", "\"" + c.protector_type + "\" is not supported (supported: \"pkcs11\", \"tpm\")");
   }
-  if (c.pkcs11.token_label.empty() == c.pkcs11.token_uri.empty()) {
+  if (c.protector_type == "tpm") {
+    if (c.tpm.tcti.empty()) return r.bad("protector.tpm.tcti", "must not be empty (default \"device:/dev/tpmrm0\")");
+    if (c.tpm.key_blob_file.empty() || c.tpm.key_blob_file.front() != '/') {
+      return r.bad("protector.tpm.key_blob_file", "must be an absolute path");
+    }
+    if (c.tpm.key_id.empty()) return r.bad("protector.tpm.key_id", "must not be empty");
+    std::set<std::uint32_t> distinct(c.tpm.pcrs.begin(), c.tpm.pcrs.end());
+    if (c.tpm.pcrs.empty() || distinct.size() != c.tpm.pcrs.size()) {
+      return r.bad("protector.tpm.pcrs", "must list at least one PCR, each once (e.g. [7])");
+    }
+    if (c.tpm_auth_credential.find('/') != std::string::npos) {
+      return r.bad("protector.tpm.auth_credential", "must be a credential name (no '/')");
+    }
+  } else if (c.pkcs11.token_label.empty() == c.pkcs11.token_uri.empty()) {
     return r.bad("protector.pkcs11", "set exactly one of token_label and token_uri");
+  } else if (c.pkcs11.module.empty()) {
+    // No default: silently picking SoftHSM on a box with a hardware HSM would be a surprise.
+    return r.bad("protector.pkcs11.module", "required: a p11-kit module name such as \"softhsm2\", "
+                                            "or the absolute path of a PKCS#11 library");
   }
   if (c.pin_credential.empty() || c.pin_credential.find('/') != std::string::npos) {
     return r.bad("protector.pkcs11.pin_credential", "must be a credential name (no '/')");
@@ -178,6 +216,24 @@ Result<Config> load_config(const std::string& path) {
   }
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" && c.log_level != "error") {
     return r.bad("log.level", "must be one of debug, info, warning, error");
+  }
+
+  if (const auto* a = subtable(root, "audit")) {
+    COFFER_RETURN_IF_ERROR(r.check_keys(*a, "audit", {"path", "fsync", "sync_interval_ms", "checkpoint_every", "rotate_bytes"}));
+    COFFER_RETURN_IF_ERROR(r.get_string(*a, "audit", "path", c.audit_path));
+    if (c.audit_path.empty() || c.audit_path.front() != '/') {
+      return r.bad("audit.path", "must be an absolute file path (the [audit] section needs one)");
+    }
+    std::string fsync = "group";
+    COFFER_RETURN_IF_ERROR(r.get_string(*a, "audit", "fsync", fsync));
+    if (fsync != "always" && fsync != "group") return r.bad("audit.fsync", "must be \"always\" or \"group\"");
+    c.audit_fsync_always = fsync == "always";
+    COFFER_RETURN_IF_ERROR(r.get_int(*a, "audit", "sync_interval_ms", c.audit_sync_interval_ms, 1, 10000));
+    COFFER_RETURN_IF_ERROR(r.get_int(*a, "audit", "checkpoint_every", c.audit_checkpoint_every, 1, 100000000));
+    COFFER_RETURN_IF_ERROR(r.get_int(*a, "audit", "rotate_bytes", c.audit_rotate_bytes, 0, std::int64_t{1} << 50));
+    if (c.audit_rotate_bytes != 0 && c.audit_rotate_bytes < 4096) {
+      return r.bad("audit.rotate_bytes", "must be 0 (no rotation) or at least 4096");
+    }
   }
   return c;
 }

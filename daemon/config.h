@@ -9,6 +9,7 @@
 #include "api/http_server.h"
 #include "common/status.h"
 #include "hsm/pkcs11_protector.h"
+#include "tpm/tpm_protector.h"
 
 namespace coffer::daemon {
 
@@ -20,9 +21,18 @@ struct Config {
   std::string protector_type = "pkcs11";
   hsm::Pkcs11Config pkcs11;             // [protector.pkcs11]
   std::string pin_credential = "coffer-pkcs11-pin";
+  tpm::TpmConfig tpm{"device:/dev/tpmrm0", {7}, "/var/lib/coffer/tpm-master-key.json",
+                     "coffer-mk-1"};  // [protector.tpm]
+  std::string tpm_auth_credential;       // [protector.tpm] auth_credential; empty: no auth value
   std::int64_t token_default_ttl_seconds = 15 * 60;
   std::int64_t token_max_ttl_seconds = 24 * 3600;
   std::string log_level = "info";
+  // [audit]: config-only (never settable through the API). Empty path = no audit device.
+  std::string audit_path;
+  bool audit_fsync_always = false;            // fsync = "always" | "group"
+  std::int64_t audit_sync_interval_ms = 50;   // group commit: fsync at most this long after a write
+  std::int64_t audit_checkpoint_every = 1000; // records between MAC'd checkpoints
+  std::int64_t audit_rotate_bytes = 0;        // rotate the file at this size; 0 = never
 };
 
 // Errors: invalid_argument naming the file, the key and what is wrong; not_found for a

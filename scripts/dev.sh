@@ -142,6 +142,10 @@ cofferd is running at https://127.0.0.1:$PORT (pid $(running_pid), log $SHOWN/co
   curl -s --cacert "\$VAULT_CACERT" --cert "\$VAULT_CLIENT_CERT" --key "\$VAULT_CLIENT_KEY" \\
       -H "X-Vault-Token: \$VAULT_TOKEN" -X PUT -d '{"password":"hunter2"}' "\$VAULT_ADDR/v1/secret/app/db"
 
+  # Every request is in the tamper-evident audit log $SHOWN/audit.log; check it with
+  CREDENTIALS_DIRECTORY=$SHOWN/credentials SOFTHSM2_CONF=$SHOWN/softhsm/softhsm2.conf \\
+      $BUILD/cli/cofferctl audit verify --config $SHOWN/cofferd.toml $SHOWN/audit.log
+
   bash scripts/dev.sh status | stop | reset
 EOF
 }
@@ -172,6 +176,9 @@ pin_credential = "coffer-pkcs11-pin"
 [tokens]
 default_ttl = "15m"
 max_ttl = "24h"
+
+[audit]
+path = "$DEV/audit.log"
 
 [log]
 level = "info"

@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libsystemd-dev libgfshare-dev
   # runtime helpers and test peers
   softhsm2 p11-kit opensc openssl sqlite3 curl
+  swtpm swtpm-tools tpm2-tools
   libgtest-dev libgmock-dev googletest
   python3 python3-hvac python3-requests
   # benchmarks (bench/run.sh): the nginx reference and Google Benchmark

@@ -145,6 +145,21 @@ class TestInputValidation(CofferTestCase):
         self.bad("PUT", path, status=414, data=EVIL)
 
     # -- methods -----------------------------------------------------------------------------------
+    # -- Vault request headers coffer cannot honour: refused, never silently ignored ---------------
+    def test_wrap_ttl_is_refused_not_ignored(self):
+        # Ignoring it would hand the plaintext secret to a client that asked for a wrapping token.
+        for method, data in (("GET", None), ("PUT", EVIL)):
+            with self.subTest(method=method):
+                r = self.bad(method, self.p("/target"), data=data, headers={"X-Vault-Wrap-TTL": "60s"})
+                self.assertIn("wrapping", r.json["errors"][0])
+                self.assertNotIn(ORIGINAL["v"].encode(), r.body)
+
+    def test_other_namespace_is_refused(self):
+        r = self.bad("GET", self.p("/target"), headers={"X-Vault-Namespace": "team-a/"})
+        self.assertIn("namespace", r.json["errors"][0])
+        r = self.inst.root("GET", self.p("/target"), headers={"X-Vault-Namespace": "root"})
+        self.assertEqual(self.assertEnvelope(r)["data"], ORIGINAL)
+
     def test_unknown_method(self):
         for path in (self.p("/target"), "/v1/sys/health"):
             with self.subTest(path=path):

@@ -33,6 +33,7 @@ class ConfigTest : public ::testing::Test {
       "tls_key_file = \"/c.key\"\n"
       "client_ca_file = \"/ca.pem\"\n"
       "[protector.pkcs11]\n"
+      "module = \"softhsm2\"\n"
       "token_label = \"coffer\"\n";
 
   std::string dir_;
@@ -73,7 +74,7 @@ TEST_F(ConfigTest, BadValuesAreRefused) {
       {"[tokens]\ndefault_ttl = \"soon\"\n", "tokens.default_ttl"},
       {"[tokens]\ndefault_ttl = \"48h\"\nmax_ttl = \"24h\"\n", "tokens.default_ttl"},
       {"[log]\nlevel = \"loud\"\n", "log.level"},
-      {"[protector]\ntype = \"tpm\"\n", "protector.type"},
+      {"[protector]\ntype = \"tpm1.2\"\n", "protector.type"},
       {"[storage]\npath = 7\n", "storage.path"},
   };
   for (const auto& [extra, key] : cases) {
@@ -81,6 +82,14 @@ TEST_F(ConfigTest, BadValuesAreRefused) {
     ASSERT_FALSE(c.ok()) << extra;
     EXPECT_NE(c.status().message().find(key), std::string::npos) << c.status().message();
   }
+}
+
+TEST_F(ConfigTest, Pkcs11ModuleIsRequired) {
+  auto c = load_config(write(
+      "[listener]\ntls_cert_file = \"/c\"\ntls_key_file = \"/k\"\nclient_ca_file = \"/ca\"\n"
+      "[protector.pkcs11]\ntoken_label = \"coffer\"\n"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("protector.pkcs11.module"), std::string::npos) << c.status().message();
 }
 
 TEST_F(ConfigTest, MutualTlsFilesAreRequired) {
