@@ -143,8 +143,8 @@ cofferd is running at https://127.0.0.1:$PORT (pid $(running_pid), log $SHOWN/co
       -H "X-Vault-Token: \$VAULT_TOKEN" -X PUT -d '{"password":"hunter2"}' "\$VAULT_ADDR/v1/secret/app/db"
 
   # Every request is in the tamper-evident audit log $SHOWN/audit.log; check it with
-  CREDENTIALS_DIRECTORY=$SHOWN/credentials SOFTHSM2_CONF=$SHOWN/softhsm/softhsm2.conf \\
-      $BUILD/cli/cofferctl audit verify --config $SHOWN/cofferd.toml $SHOWN/audit.log
+  CREDENTIALS_DIRECTORY=$CREDS SOFTHSM2_CONF=$HSM/softhsm2.conf \\
+      $BUILD/cli/cofferctl audit verify --config $CONFIG $DEV/audit.log
 
   bash scripts/dev.sh status | stop | reset
 EOF
