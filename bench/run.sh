@@ -168,6 +168,16 @@ COFFER_PID=$!
 PIDS+=("$COFFER_PID")
 wait_https "$COFFER_PORT" cofferd "$COFFER_PID"
 
+# A second cofferd on the same database and token, with the audit log on (group commit), so the
+# cost of auditing is measured in the same run ("audited" rows). It idles while others are measured.
+AUDIT_PORT="$(free_port)"
+sed "s/^port = $COFFER_PORT\$/port = $AUDIT_PORT/" "$TMP/cofferd.toml" >"$TMP/cofferd-audited.toml"
+printf '\n[audit]\npath = "%s"\nfsync = "group"\n' "$TMP/audit.log" >>"$TMP/cofferd-audited.toml"
+(cd "$TMP" && exec "$COFFERD" --config "$TMP/cofferd-audited.toml" >"$TMP/cofferd-audited.log" 2>&1) &
+AUDIT_PID=$!
+PIDS+=("$AUDIT_PID")
+wait_https "$AUDIT_PORT" cofferd-audited "$AUDIT_PID"
+
 api() {  # <method> <path> <json body> [token]
   curl -sS -o "$TMP/api.out" -w '%{http_code}' --max-time 10 --cacert "$PKI/ca.crt" \
     --cert "$PKI/unit-admin.crt" --key "$PKI/unit-admin.key" -X "$1" \
@@ -304,6 +314,9 @@ done
 for scenario in login write mixed; do
   run_one coffer "$COFFER_PID" "$COFFER_PORT" "$scenario" 1
 done
+for scenario in read write; do
+  run_one audited "$AUDIT_PID" "$AUDIT_PORT" "$scenario"
+done
 RSS_KB="$(awk '/^VmRSS/ { print $2 }' "/proc/$COFFER_PID/status")"
 
 # ---------------------------------------------------------------------------------------------
@@ -358,6 +371,11 @@ if c:
 w = find("coffer", "write")
 if w:
     print(f"  writes {float(w['ops_per_s']):.0f}/s (target >= 1000/s: {'met' if float(w['ops_per_s']) >= 1000 else 'NOT met'})")
+for scenario in ("read", "write"):
+    c, a = find("coffer", scenario), find("audited", scenario)
+    if c and a:
+        print(f"  audit cost, {scenario}: rate audited/coffer {float(a['ops_per_s']) / float(c['ops_per_s']):5.2f}; "
+              f"CPU/op +{cpu_us(a) - cpu_us(c):.0f} us")
 p = [r for r in rows if r["server"] == "coffer" and int(r["p11_calls"]) >= 0]
 if p:
     print("  PKCS#11 calls by cofferd: " + ", ".join(f"{r['scenario']} {r['p11_calls']}" for r in p)
