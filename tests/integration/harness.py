@@ -1,7 +1,9 @@
-"""End-to-end test harness: real cofferd and cofferctl processes, a real SoftHSM token, real mTLS.
+"""End-to-end test harness: real cofferd and cofferctl processes, a real key protector (a SoftHSM
+token, or a swtpm TPM 2.0), real mTLS.
 
-Each CofferInstance owns one temporary directory (config, sqlite file, SoftHSM token, PIN
-credential, daemon log) and one free loopback port, so test modules can run in parallel. The
+Each CofferInstance owns one temporary directory (config, sqlite file, SoftHSM token or swtpm state,
+PIN / auth-value credential, daemon log) and free loopback ports, so test modules can run in
+parallel. The
 PKI (tests/support/make-pki.sh) is made once per test class. Everything started here is stopped
 and removed again, also when a test fails: cleanups are registered with unittest (addCleanup /
 addClassCleanup), instances are context managers, and an atexit hook plus PR_SET_PDEATHSIG cover
@@ -11,6 +13,8 @@ Stdlib only (Debian's /usr/bin/python3). Knobs, all optional:
   COFFER_BUILD_DIR    where cofferd/cofferctl were built (default <source>/build)
   COFFER_SOURCE_DIR   the source tree (default: two levels above this file)
   COFFER_MAKE_PKI     the PKI script (default <source>/tests/support/make-pki.sh)
+  COFFER_TEST_PROTECTOR  "pkcs11" (default: a SoftHSM token per instance) or "tpm" (a swtpm per
+                         instance, the master key bound to PCR 16 and an auth-value credential)
   COFFER_TEST_KEEP=1     keep the temporary directories (their paths are printed)
   COFFER_TEST_VERBOSE=1  print every daemon log when the daemon stops
 """
@@ -56,6 +60,16 @@ READY_TIMEOUT = 15.0      # seconds for cofferd to answer GET /v1/sys/health
 STOP_TIMEOUT = 10.0       # seconds between SIGTERM and SIGKILL
 HTTP_TIMEOUT = 15.0
 
+PROTECTOR = os.environ.get("COFFER_TEST_PROTECTOR") or "pkcs11"
+if PROTECTOR not in ("pkcs11", "tpm"):
+    raise SystemExit(f"harness: COFFER_TEST_PROTECTOR={PROTECTOR!r}: expected 'pkcs11' or 'tpm'")
+TPM = PROTECTOR == "tpm"
+TPM_AUTH_CREDENTIAL = "coffer-tpm-auth"
+TPM_PCRS = (16,)          # resettable from locality 0, zero after swtpm's startup-clear
+# What the credential cofferd reads is called in its messages ("cannot read the PKCS#11 PIN" /
+# "cannot read the TPM auth value").
+CREDENTIAL_WORD = "auth value" if TPM else "PIN"
+
 KEEP = os.environ.get("COFFER_TEST_KEEP") == "1"
 VERBOSE = os.environ.get("COFFER_TEST_VERBOSE") == "1"
 
@@ -69,6 +83,12 @@ CERT_LOGIN_FAILED = "invalid certificate or no client certificate supplied"
 
 class HarnessError(AssertionError):
     """The environment could not be set up (reported as a test failure with the evidence)."""
+
+
+def pkcs11_only(reason: str):
+    """Skip a test (or class) in the TPM run only: it checks something that exists only with a
+    PKCS#11 token (its objects, its PIN, its labels) and has no cheap TPM equivalent."""
+    return unittest.skipIf(TPM, f"PKCS#11-specific, no TPM equivalent: {reason}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,7 +137,8 @@ def require_binaries() -> None:
     if missing:
         raise HarnessError(
             "not built: " + ", ".join(missing) + " (run: bash scripts/build.sh, or set COFFER_BUILD_DIR)")
-    for tool in ("softhsm2-util", "pkcs11-tool", "openssl"):
+    tools = ("swtpm", "openssl") if TPM else ("softhsm2-util", "pkcs11-tool", "openssl")
+    for tool in tools:
         if shutil.which(tool) is None:
             raise HarnessError(f"{tool} not installed (run: bash scripts/install-deps.sh)")
 
@@ -129,11 +150,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_pair() -> int:
+    """A loopback port P with P+1 free too (swtpm: the TPM on P, its control channel on P+1)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as a:
+            a.bind(("127.0.0.1", 0))
+            p = a.getsockname()[1]
+            if p >= 65535:
+                continue
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as b:
+                    b.bind(("127.0.0.1", p + 1))
+                    return p
+            except OSError:
+                continue
+    raise HarnessError("no free loopback port pair for swtpm")
+
+
 def child_env(**extra: str) -> dict:
     """The environment for cofferd/cofferctl/SoftHSM tools: ours, minus anything coffer- or
-    Vault-related that a developer's shell may carry (a sourced .dev/env, a system SOFTHSM2_CONF)."""
+    Vault-related that a developer's shell may carry (a sourced .dev/env, a system SOFTHSM2_CONF,
+    a TPM2TOOLS_TCTI)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("VAULT_") and k not in ("SOFTHSM2_CONF", "CREDENTIALS_DIRECTORY")}
+           if not k.startswith(("VAULT_", "TPM2TOOLS_", "TSS2_"))
+           and k not in ("SOFTHSM2_CONF", "CREDENTIALS_DIRECTORY", "COFFER_TEST_PROTECTOR")}
     env.update(extra)
     return env
 
@@ -331,6 +371,84 @@ def to_toml(tables: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# swtpm (COFFER_TEST_PROTECTOR=tpm)
+
+
+class Swtpm:
+    """One swtpm (TCP, TPM on port P, control on P+1) with its state in `directory`. It dies with
+    the test process (PR_SET_PDEATHSIG) and is stopped by the owning CofferInstance's cleanup."""
+
+    START_TIMEOUT = 10.0
+
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.dir / "swtpm.log"
+        self.port: int | None = None
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def tcti(self) -> str:
+        return f"swtpm:host=127.0.0.1,port={self.port}"
+
+    def start(self) -> "Swtpm":
+        if self.proc is not None and self.proc.poll() is None:
+            raise HarnessError("swtpm is already running")
+        for _attempt in range(5):
+            if self.port is None:
+                self.port = free_port_pair()
+            if self._spawn_and_wait():
+                return self
+            self.port = None  # its port got taken in the meantime: pick another pair
+        raise HarnessError(f"swtpm did not start after 5 attempts; its log:\n{tail(self._log())}")
+
+    def _spawn_and_wait(self) -> bool:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                ["swtpm", "socket", "--tpm2", "--flags", "not-need-init,startup-clear",
+                 "--server", f"type=tcp,bindaddr=127.0.0.1,port={self.port}",
+                 "--ctrl", f"type=tcp,bindaddr=127.0.0.1,port={self.port + 1}",
+                 "--tpmstate", f"dir={self.dir}"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.proc = None
+                if re.search(r"in use|bind", self._log(), re.I):
+                    return False
+                raise HarnessError(f"swtpm exited at start; its log:\n{tail(self._log())}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                time.sleep(0.01)
+        self.stop()
+        raise HarnessError(f"swtpm not listening on 127.0.0.1:{self.port} within "
+                           f"{self.START_TIMEOUT:.0f}s; its log:\n{tail(self._log())}")
+
+    def _log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        if proc is not None:
+            proc.wait()
+
+    def tool(self, *args: str) -> str:
+        """Run a tpm2-tools command against this TPM, e.g. tool("tpm2_pcrextend", "16:sha256=..")."""
+        cp = subprocess.run([args[0], "-T", self.tcti, *args[1:]], capture_output=True, text=True,
+                            timeout=30, env=child_env())
+        if cp.returncode != 0:
+            raise HarnessError(f"{' '.join(args)} failed: {cp.stdout}{cp.stderr}")
+        return cp.stdout
+
+
+# --------------------------------------------------------------------------------------------
 # the instance
 
 
@@ -346,7 +464,8 @@ class StartFailure:
 
 
 class CofferInstance:
-    """A cofferd with its own temp dir, SoftHSM token, PIN credential, config, db and port.
+    """A cofferd with its own temp dir, SoftHSM token and PIN credential (or, with
+    COFFER_TEST_PROTECTOR=tpm, swtpm and auth-value credential), config, db and port.
 
     Typical use (tests go through CofferTestCase.new_instance, which registers the cleanup):
         inst = CofferInstance(pki); inst.setup(); inst.start(); ...; inst.cleanup()
@@ -360,7 +479,12 @@ class CofferInstance:
         self.softhsm_dir = self.dir / "softhsm"
         self.softhsm_conf = self.softhsm_dir / "softhsm2.conf"
         self.cred_dir = self.dir / "credentials"
-        self.pin_file = self.cred_dir / PIN_CREDENTIAL
+        self.protector = PROTECTOR
+        # The credential cofferd needs besides its config: the PKCS#11 PIN, or the TPM auth value.
+        # Tests treat both the same (write_pin, pin_file, pin).
+        self.pin_file = self.cred_dir / (TPM_AUTH_CREDENTIAL if TPM else PIN_CREDENTIAL)
+        self.swtpm: Swtpm | None = Swtpm(self.dir / "swtpm") if TPM else None
+        self.key_blob_file = self.dir / "data" / "tpm-master-key.json"
         self.config_path = self.dir / "cofferd.toml"
         self.db_path = self.dir / "data" / "coffer.db"
         self.log_path = self.dir / "cofferd.log"
@@ -387,7 +511,10 @@ class CofferInstance:
 
     # -- setup ----------------------------------------------------------------------------------
     def setup(self, init: bool = True) -> "CofferInstance":
-        self.init_token()
+        if self.swtpm is not None:
+            self.swtpm.start()
+        else:
+            self.init_token()
         self.write_pin()
         self.port = free_port()
         self.write_config()
@@ -397,6 +524,8 @@ class CofferInstance:
 
     def env(self, credentials: bool = True, **extra) -> dict:
         env = child_env(SOFTHSM2_CONF=str(self.softhsm_conf))
+        if self.swtpm is not None:
+            env["TSS2_LOG"] = "all+none"  # tpm2-tss would log its own errors to stderr
         if credentials:
             env["CREDENTIALS_DIRECTORY"] = str(self.cred_dir)
         env.update(extra)
@@ -447,6 +576,15 @@ class CofferInstance:
             "tokens": {"default_ttl": "15m", "max_ttl": "24h"},
             "log": {"level": "info"},
         }
+        if self.swtpm is not None:
+            cfg["protector"] = {"type": "tpm"}
+            cfg["protector.tpm"] = {
+                "tcti": self.swtpm.tcti,
+                "pcrs": list(TPM_PCRS),
+                "key_blob_file": str(self.key_blob_file),
+                "key_id": MASTER_KEY_LABEL,
+                "auth_credential": TPM_AUTH_CREDENTIAL,
+            }
         for source in (self.config_overrides, overrides):
             for table, values in source.items():
                 cfg.setdefault(table, {}).update(values)
@@ -575,7 +713,11 @@ class CofferInstance:
         try:
             self.stop()
         finally:
-            _LIVE.discard(self)
+            try:
+                if self.swtpm is not None:
+                    self.swtpm.stop()
+            finally:
+                _LIVE.discard(self)
             if KEEP:
                 print(f"harness: kept {self.dir}", file=sys.stderr)
             else:
@@ -679,6 +821,9 @@ class CofferInstance:
 
     # -- the token ----------------------------------------------------------------------------------
     def pkcs11_tool(self, *args: str, pin: str | None = None) -> subprocess.CompletedProcess:
+        if self.swtpm is not None:
+            raise HarnessError("pkcs11-tool on a TPM instance: mark the test @pkcs11_only(...) "
+                               "or give it a TPM branch")
         cmd = ["pkcs11-tool", "--module", softhsm_module(), "--token-label", TOKEN_LABEL]
         if pin is not None:
             cmd += ["--login", "--pin", pin]
@@ -691,6 +836,13 @@ class CofferInstance:
         return cp.stdout
 
     def delete_master_key(self, label: str = MASTER_KEY_LABEL) -> None:
+        """Make the master key unavailable: delete it from the token, or (TPM) delete the
+        key-blob file (the TPM object cannot be loaded without it)."""
+        if self.swtpm is not None:
+            if not self.key_blob_file.exists():
+                raise HarnessError(f"no key-blob file {self.key_blob_file} to delete")
+            self.key_blob_file.unlink()
+            return
         cp = self.pkcs11_tool("--delete-object", "--type", "secrkey", "--label", label, pin=self.pin)
         if cp.returncode != 0:
             raise HarnessError(f"pkcs11-tool --delete-object failed:\n{cp.stdout}\n{cp.stderr}")

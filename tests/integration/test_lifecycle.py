@@ -1,6 +1,8 @@
 """cofferctl init/status and cofferd's life: restart keeps secrets and tokens, SIGTERM exits 0,
 and every broken start-up (wrong or missing PIN, token or master key missing, unreadable
-database, bad certificate) refuses to start with one clear line, without leaking the PIN."""
+database, bad certificate) refuses to start with one clear line, without leaking the PIN.
+Under COFFER_TEST_PROTECTOR=tpm the PIN is the TPM auth value, "the master key in the token" is
+the key-blob file, "token missing" is an unreachable TPM."""
 
 import json
 import os
@@ -8,7 +10,7 @@ import re
 import shutil
 import unittest
 
-from harness import MASTER_KEY_LABEL, CofferTestCase, setup_web
+from harness import CREDENTIAL_WORD, MASTER_KEY_LABEL, TPM, CofferTestCase, setup_web
 
 
 class TestInit(CofferTestCase):
@@ -18,14 +20,20 @@ class TestInit(CofferTestCase):
         self.assertLessEqual({"root_token", "master_key", "protector"}, set(doc), doc.keys())
         self.assertRegex(doc["root_token"], r"^hvs\.[A-Za-z0-9_\-]{20,}$")
         self.assertEqual(doc["master_key"], MASTER_KEY_LABEL)
-        self.assertEqual(doc["protector"], "pkcs11")
-        # The master key: an AES-256 secret key object, sensitive and never extractable.
-        objects = inst.token_objects()
-        block = re.search(r"Secret Key Object; AES length 32\s*\n\s*label:\s*" + re.escape(MASTER_KEY_LABEL)
-                          + r"\s*\n(?:.*\n)*?\s*Access:\s*(?P<access>.*)", objects)
-        self.assertIsNotNone(block, f"no AES-256 key {MASTER_KEY_LABEL!r} in the token:\n{objects}")
-        self.assertIn("sensitive", block.group("access"))
-        self.assertIn("never extractable", block.group("access"))
+        self.assertEqual(doc["protector"], inst.protector)
+        if TPM:
+            # The master key: a TPM object whose blobs (no secret) are in the key-blob file, 0600.
+            # (fixedTPM/fixedParent and the policy are checked by cofferd's self-test at start.)
+            self.assertTrue(inst.key_blob_file.exists(), "init wrote no TPM key-blob file")
+            self.assertEqual(inst.key_blob_file.stat().st_mode & 0o777, 0o600)
+        else:
+            # The master key: an AES-256 secret key object, sensitive and never extractable.
+            objects = inst.token_objects()
+            block = re.search(r"Secret Key Object; AES length 32\s*\n\s*label:\s*" + re.escape(MASTER_KEY_LABEL)
+                              + r"\s*\n(?:.*\n)*?\s*Access:\s*(?P<access>.*)", objects)
+            self.assertIsNotNone(block, f"no AES-256 key {MASTER_KEY_LABEL!r} in the token:\n{objects}")
+            self.assertIn("sensitive", block.group("access"))
+            self.assertIn("never extractable", block.group("access"))
         self.assertTrue(inst.db_path.exists(), "init created no sqlite file")
         # And the instance starts on it, with the printed root token being root.
         inst.start()
@@ -37,12 +45,17 @@ class TestInit(CofferTestCase):
         inst.write_secret("keep/me", {"v": "kept"})
         inst.stop()
         db_before = inst.db_path.read_bytes()
+        blob_before = inst.key_blob_file.read_bytes() if TPM else None
         cp = inst.run_cofferctl("init", "--config", str(inst.config_path), "--format", "json")
         self.assertNotEqual(cp.returncode, 0, f"second init succeeded:\n{cp.stdout}\n{cp.stderr}")
         self.assertTrue((cp.stderr + cp.stdout).strip(), "second init failed without a message")
         self.assertNotIn("hvs.", cp.stdout, "second init printed a token")
         self.assertEqual(inst.db_path.read_bytes(), db_before, "second init modified the database")
-        self.assertIn(f"label:      {MASTER_KEY_LABEL}", inst.token_objects())
+        if TPM:
+            self.assertEqual(inst.key_blob_file.read_bytes(), blob_before,
+                             "second init modified the TPM key-blob file")
+        else:
+            self.assertIn(f"label:      {MASTER_KEY_LABEL}", inst.token_objects())
         inst.start()
         self.assertEqual(self.assertEnvelope(inst.root("GET", "/v1/secret/keep/me"))["data"], {"v": "kept"})
 
@@ -79,7 +92,7 @@ class TestInit(CofferTestCase):
                     inst.stop()
                 cp = inst.run_cofferctl("status", "--config", str(inst.config_path))
                 self.assertEqual(cp.returncode, 0, f"{cp.stdout}\n{cp.stderr}")
-                self.assertIn("pkcs11", cp.stdout)
+                self.assertIn(inst.protector, cp.stdout)
                 self.assertIn(MASTER_KEY_LABEL, cp.stdout)
                 self.assertNotIn(inst.pin, cp.stdout + cp.stderr)
 
@@ -132,20 +145,23 @@ class TestStartFailures(CofferTestCase):
     def test_wrong_pin(self):
         wrong = "wrong-" + self.inst.pin[:6]
         self.inst.write_pin(wrong)
-        res = self.assertRefusesToStart(mentions=["PIN"])
+        res = self.assertRefusesToStart(mentions=[CREDENTIAL_WORD])
         self.assertNotIn(wrong, res.stderr + res.stdout, "the wrong PIN was echoed")
+        if TPM:  # a wrong auth value counts toward the TPM's dictionary-attack lockout: say so
+            self.assertIn("dictionary-attack counter is now 1 of", res.stderr)
         self.inst.write_pin()
         self.assertStartsAgain()
 
     def test_missing_pin_credential(self):
         os.remove(self.inst.pin_file)
-        self.assertRefusesToStart(mentions=["PIN"])
+        self.assertRefusesToStart(mentions=[CREDENTIAL_WORD])
         self.inst.write_pin()
         self.assertStartsAgain()
 
     def test_no_credentials_directory(self):
         env = self.inst.env(credentials=False)
-        self.assertRefusesToStart(env=env, mentions=["PIN"])
+        # TPM: the message names the credential (coffer-tpm-auth) but not the words "auth value".
+        self.assertRefusesToStart(env=env, mentions=[self.inst.pin_file.name if TPM else "PIN"])
 
     def test_pin_is_not_taken_from_the_environment(self):
         # Even with the PIN offered in plausible variables, cofferd insists on the credential file.
@@ -154,15 +170,27 @@ class TestStartFailures(CofferTestCase):
         self.assertRefusesToStart(env=env)
 
     def test_master_key_deleted_from_token(self):
+        # TPM: the key-blob file is deleted (the message names the key and the file).
         self.inst.delete_master_key()
-        self.assertRefusesToStart(mentions=[MASTER_KEY_LABEL])
+        mentions = [MASTER_KEY_LABEL, str(self.inst.key_blob_file)] if TPM else [MASTER_KEY_LABEL]
+        self.assertRefusesToStart(mentions=mentions)
 
     def test_token_missing(self):
+        if TPM:  # the TPM equivalent: nothing answers at the configured TCTI
+            dead = self.inst.swtpm.tcti.rsplit("=", 1)[0] + "=1"  # port 1: nothing listens
+            cfg = self.inst.write_config(self.inst.dir / "wrong-tcti.toml", **{"protector.tpm": {"tcti": dead}})
+            self.assertRefusesToStart(config=cfg, mentions=["TPM cannot be reached"])
+            return
         cfg = self.inst.write_config(self.inst.dir / "wrong-token.toml",
                                      **{"protector.pkcs11": {"token_label": "no-such-token"}})
         self.assertRefusesToStart(config=cfg, mentions=["no-such-token"])
 
     def test_wrong_key_label(self):
+        if TPM:  # the TPM equivalent: key_id names a key the keyring was not wrapped with
+            cfg = self.inst.write_config(self.inst.dir / "wrong-key.toml",
+                                         **{"protector.tpm": {"key_id": "coffer-mk-9"}})
+            self.assertRefusesToStart(config=cfg, mentions=["coffer-mk-9"])
+            return
         cfg = self.inst.write_config(self.inst.dir / "wrong-key.toml",
                                      **{"protector.pkcs11": {"key_label": "coffer-mk-9"}})
         self.assertRefusesToStart(config=cfg, mentions=["coffer-mk-9"])
