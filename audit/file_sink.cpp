@@ -19,9 +19,11 @@ Status os_error(const std::string& what, int err) {
 
 }  // namespace
 
-Result<std::unique_ptr<FileSink>> FileSink::open(const std::string& path, std::uint64_t rotate_bytes) {
+Result<std::unique_ptr<FileSink>> FileSink::open(const std::string& path, std::uint64_t rotate_bytes,
+                                                 std::int64_t rotate_seconds) {
   std::unique_ptr<FileSink> sink(new FileSink(path));
   sink->rotate_bytes_ = rotate_bytes;
+  sink->rotate_seconds_ = rotate_seconds;
   COFFER_RETURN_IF_ERROR(sink->open_fd());
   return sink;
 }
@@ -43,7 +45,14 @@ Status FileSink::open_fd() {
   dev_ = st.st_dev;
   ino_ = st.st_ino;
   size_ = static_cast<std::uint64_t>(st.st_size);
+  opened_at_ = std::chrono::steady_clock::now();
   return Status::Ok();
+}
+
+bool FileSink::wants_rotation() const {
+  if (rotate_bytes_ > 0 && size_ >= rotate_bytes_) return true;
+  return rotate_seconds_ > 0 && size_ > 0 &&
+         std::chrono::steady_clock::now() - opened_at_ >= std::chrono::seconds(rotate_seconds_);
 }
 
 Status FileSink::rotate() {

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -43,11 +44,15 @@ class AuditSink {
 // it checks that the path still names the open file (same device and inode), so a file deleted,
 // moved or replaced under the daemon is noticed instead of writing into an unlinked inode
 // (hashicorp/vault#31718). A short write (disk full) is cut back with ftruncate. With
-// `rotate_bytes` > 0 a full file is renamed to "<path>.<UTC time>" (names sort in write order).
+// `rotate_bytes` > 0 a full file is renamed to "<path>.<UTC time>" (names sort in write order);
+// with `rotate_seconds` > 0 so is a non-empty file that has been the current one that long (the
+// clock starts when the file is opened, so a restart starts it again; an idle log is not rotated
+// into empty files: rotation happens at the first record after the interval).
 class FileSink final : public AuditSink {
  public:
   // Errors: unavailable (cannot create/open), invalid_argument (not a regular file).
-  static Result<std::unique_ptr<FileSink>> open(const std::string& path, std::uint64_t rotate_bytes = 0);
+  static Result<std::unique_ptr<FileSink>> open(const std::string& path, std::uint64_t rotate_bytes = 0,
+                                                std::int64_t rotate_seconds = 0);
   ~FileSink() override;
   FileSink(const FileSink&) = delete;
   FileSink& operator=(const FileSink&) = delete;
@@ -58,7 +63,7 @@ class FileSink final : public AuditSink {
   Result<std::string> last_line() override;
   std::string describe() const override { return path_; }
   int sync_fd() const override { return fd_; }
-  bool wants_rotation() const override { return rotate_bytes_ > 0 && size_ >= rotate_bytes_; }
+  bool wants_rotation() const override;
   // Errors: unavailable (rename or open failed; the old file stays in use).
   Status rotate() override;
 
@@ -72,6 +77,8 @@ class FileSink final : public AuditSink {
   dev_t dev_ = 0;
   ino_t ino_ = 0;
   std::uint64_t rotate_bytes_ = 0;
+  std::int64_t rotate_seconds_ = 0;
+  std::chrono::steady_clock::time_point opened_at_;
   std::uint64_t size_ = 0;
 };
 

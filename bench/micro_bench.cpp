@@ -218,11 +218,11 @@ void BM_AuditAppend(benchmark::State& state) {
 }
 BENCHMARK(BM_AuditAppend)->Arg(0)->Arg(1)->UseRealTime();
 
-// Verifying a 100,000-record log (chain + checkpoint MACs), per record.
+// Verifying a log of range(0) records (chain + checkpoint MACs); issue 5 asks for 1 million.
 void BM_AuditVerify(benchmark::State& state) {
   Fixture& f = fixture();
-  const std::string path = (f.dir / "audit-verify.log").string();
-  const std::int64_t n = 100000;
+  const std::int64_t n = state.range(0);
+  const std::string path = (f.dir / ("audit-verify-" + std::to_string(n) + ".log")).string();
   {
     auto log = must(audit::AuditLog::open(must(audit::FileSink::open(path), "audit sink"),
                                           f.keyring->audit_hmac_key(), nullptr, {}),
@@ -240,7 +240,7 @@ void BM_AuditVerify(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * n);
 }
-BENCHMARK(BM_AuditVerify)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_AuditVerify)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace
 

@@ -8,19 +8,19 @@ namespace coffer::daemon {
 
 Result<crypto::SecretBytes> read_pin(const Config& config, const std::optional<std::string>& pin_file) {
   const bool tpm = config.protector_type == "tpm";
+  const char* what = tpm ? "cannot read the TPM auth value" : "cannot read the PKCS#11 PIN";
   std::string path;
   if (pin_file.has_value()) {
     path = *pin_file;
   } else if (tpm && config.tpm_auth_credential.empty()) {
     return crypto::SecretBytes();  // the TPM master key has no auth value: its PCR policy alone
   } else {
-    COFFER_ASSIGN_OR_RETURN(path, keys::credential_path(tpm ? config.tpm_auth_credential
-                                                            : config.pin_credential));
+    auto resolved = keys::credential_path(tpm ? config.tpm_auth_credential : config.pin_credential);
+    if (!resolved.ok()) return resolved.status().with_context(what);
+    path = std::move(resolved).value();
   }
   auto pin = keys::read_credential_file(path);
-  if (!pin.ok()) {
-    return pin.status().with_context(tpm ? "cannot read the TPM auth value" : "cannot read the PKCS#11 PIN");
-  }
+  if (!pin.ok()) return pin.status().with_context(what);
   return pin;
 }
 

@@ -98,7 +98,8 @@ int run(const std::string& config_path) {
   // The audit log opens before the listener: if it cannot, cofferd does not serve (fail closed).
   std::unique_ptr<audit::AuditLog> audit_log;
   if (!config->audit_path.empty()) {
-    auto sink = audit::FileSink::open(config->audit_path, static_cast<std::uint64_t>(config->audit_rotate_bytes));
+    auto sink = audit::FileSink::open(config->audit_path, static_cast<std::uint64_t>(config->audit_rotate_bytes),
+                                     config->audit_rotate_seconds);
     if (!sink.ok()) return fail(sink.status());
     audit::AuditOptions options;
     options.fsync_always = config->audit_fsync_always;

@@ -219,7 +219,8 @@ Result<Config> load_config(const std::string& path) {
   }
 
   if (const auto* a = subtable(root, "audit")) {
-    COFFER_RETURN_IF_ERROR(r.check_keys(*a, "audit", {"path", "fsync", "sync_interval_ms", "checkpoint_every", "rotate_bytes"}));
+    COFFER_RETURN_IF_ERROR(r.check_keys(*a, "audit", {"path", "fsync", "sync_interval_ms", "checkpoint_every", "rotate_bytes",
+                                                    "rotate_interval"}));
     COFFER_RETURN_IF_ERROR(r.get_string(*a, "audit", "path", c.audit_path));
     if (c.audit_path.empty() || c.audit_path.front() != '/') {
       return r.bad("audit.path", "must be an absolute file path (the [audit] section needs one)");
@@ -233,6 +234,12 @@ Result<Config> load_config(const std::string& path) {
     COFFER_RETURN_IF_ERROR(r.get_int(*a, "audit", "rotate_bytes", c.audit_rotate_bytes, 0, std::int64_t{1} << 50));
     if (c.audit_rotate_bytes != 0 && c.audit_rotate_bytes < 4096) {
       return r.bad("audit.rotate_bytes", "must be 0 (no rotation) or at least 4096");
+    }
+    if (const auto* node = a->get("rotate_interval"); node != nullptr && node->is_integer() &&
+                                                      node->as_integer()->get() == 0) {
+      c.audit_rotate_seconds = 0;  // explicit "never"
+    } else {
+      COFFER_RETURN_IF_ERROR(r.get_duration(*a, "audit", "rotate_interval", c.audit_rotate_seconds, 60));
     }
   }
   return c;

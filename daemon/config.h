@@ -33,6 +33,7 @@ struct Config {
   std::int64_t audit_sync_interval_ms = 50;   // group commit: fsync at most this long after a write
   std::int64_t audit_checkpoint_every = 1000; // records between MAC'd checkpoints
   std::int64_t audit_rotate_bytes = 0;        // rotate the file at this size; 0 = never
+  std::int64_t audit_rotate_seconds = 0;      // rotate a non-empty file this often; 0 = never
 };
 
 // Errors: invalid_argument naming the file, the key and what is wrong; not_found for a

@@ -2,6 +2,9 @@
 // at the right record; an intact log (also across files) passes.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include <algorithm>
 #include <filesystem>
 
@@ -175,6 +178,31 @@ std::vector<std::string> audit_files(const TempDir& dir) {
   std::sort(rotated.begin(), rotated.end());  // "<path>.<UTC time>" sorts in write order
   rotated.push_back(dir.file("audit.log"));
   return rotated;
+}
+
+TEST(AuditRotation, ByTimeKeepsOneVerifiableChain) {
+  TempDir dir;
+  auto key = test_key();
+  {
+    auto sink = FileSink::open(dir.file("audit.log"), 0, /*rotate_seconds=*/1);
+    ASSERT_OK(sink);
+    auto log = AuditLog::open(std::move(sink).value(), key, nullptr, {});
+    ASSERT_OK(log);
+    for (int i = 0; i < 3; ++i) ASSERT_OK((*log)->log(request_entry("secret/a/" + std::to_string(i), "v")));
+    ASSERT_EQ(audit_files(dir).size(), 1u) << "rotated before the interval";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    for (int i = 0; i < 3; ++i) ASSERT_OK((*log)->log(request_entry("secret/b/" + std::to_string(i), "v")));
+    ASSERT_OK((*log)->close());
+  }
+  auto files = audit_files(dir);
+  ASSERT_GE(files.size(), 2u) << "no rotation after the interval";
+  auto ck = derive_checkpoint_key(key);
+  VerifyOptions o;
+  o.checkpoint_key = &*ck;
+  auto r = verify_files(files, o);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->ok()) << r->failure->problem;
+  EXPECT_EQ(r->first_seq, 1u);
 }
 
 TEST(AuditRotation, ChainStaysContinuousAcrossRotatedFiles) {

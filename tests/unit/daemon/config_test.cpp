@@ -76,6 +76,7 @@ TEST_F(ConfigTest, BadValuesAreRefused) {
       {"[log]\nlevel = \"loud\"\n", "log.level"},
       {"[protector]\ntype = \"tpm1.2\"\n", "protector.type"},
       {"[storage]\npath = 7\n", "storage.path"},
+      {"[audit]\npath = \"/var/log/coffer/audit.log\"\nrotate_interval = \"30s\"\n", "audit.rotate_interval"},
   };
   for (const auto& [extra, key] : cases) {
     auto c = load_config(write(std::string(kMinimal) + extra));
@@ -90,6 +91,16 @@ TEST_F(ConfigTest, Pkcs11ModuleIsRequired) {
       "[protector.pkcs11]\ntoken_label = \"coffer\"\n"));
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("protector.pkcs11.module"), std::string::npos) << c.status().message();
+}
+
+TEST_F(ConfigTest, AuditRotationSettings) {
+  auto c = load_config(write(std::string(kMinimal) +
+                             "[audit]\npath = \"/var/log/coffer/audit.log\"\nrotate_interval = \"24h\"\n"));
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->audit_rotate_seconds, 86400);
+  auto never = load_config(write(std::string(kMinimal) + "[audit]\npath = \"/a.log\"\nrotate_interval = 0\n"));
+  ASSERT_TRUE(never.ok()) << never.status().to_string();
+  EXPECT_EQ(never->audit_rotate_seconds, 0);
 }
 
 TEST_F(ConfigTest, MutualTlsFilesAreRequired) {
