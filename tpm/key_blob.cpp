@@ -60,6 +60,11 @@ Result<std::optional<KeyBlob>> read_key_blob(const std::string& path) {
     }
     b.public_area = std::move(*pub);
     b.private_area = std::move(*priv);
+    if (j.contains("policy_authorize")) {
+      auto key = crypto::from_hex(j.at("policy_authorize").at("rsa_modulus").get<std::string>());
+      if (!key || key->empty()) return Error(Code::data_loss, bad + ": bad policy key");
+      b.policy_key_modulus = std::move(*key);
+    }
     return std::optional<KeyBlob>(std::move(b));
   } catch (const std::exception& e) {
     return Error(Code::data_loss, bad + ": " + e.what());
@@ -69,7 +74,7 @@ Result<std::optional<KeyBlob>> read_key_blob(const std::string& path) {
 Status write_key_blob(const std::string& path, const KeyBlob& b) {
   nlohmann::json pcr_values = nlohmann::json::object();
   for (const auto& [pcr, hex] : b.pcr_hex) pcr_values[std::to_string(pcr)] = hex;
-  const nlohmann::json j = {
+  nlohmann::json j = {
       {"format", kKeyBlobFormat},
       {"key_id", b.key_id},
       {"mechanism", b.mechanism},
@@ -81,6 +86,10 @@ Status write_key_blob(const std::string& path, const KeyBlob& b) {
       {"public", crypto::to_hex(b.public_area)},
       {"private", crypto::to_hex(b.private_area)},
   };
+  if (!b.policy_key_modulus.empty()) {
+    j["policy_authorize"] = {{"rsa_modulus", crypto::to_hex(b.policy_key_modulus)},
+                             {"rsa_exponent", 65537}};
+  }
   const std::string text = j.dump(2) + "\n";
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);

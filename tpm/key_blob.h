@@ -27,6 +27,9 @@ struct KeyBlob {
   std::string srk_name_hex;                        // the SRK at init: pinned as the salt key
   std::vector<std::uint8_t> public_area;           // marshalled TPM2B_PUBLIC
   std::vector<std::uint8_t> private_area;          // marshalled TPM2B_PRIVATE
+  // PolicyAuthorize keys only (empty otherwise): the policy signing key's RSA modulus; the MK's
+  // authPolicy binds its TPM name, so a different key here only makes every unwrap fail.
+  std::vector<std::uint8_t> policy_key_modulus;
 };
 
 // nullopt when the file does not exist. Errors: data_loss (not a key-blob file of this format),

@@ -9,9 +9,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <set>
 
 #include "crypto/encoding.h"
+#include "crypto/mac.h"
 #include "crypto/random.h"
 #include "tpm/esys.h"
 #include "tpm/key_blob.h"
@@ -192,6 +194,83 @@ Result<TPM2B_DIGEST> policy_digest(Op& op, const std::vector<std::uint32_t>& pcr
   return *digest;
 }
 
+// The operator's policy signing key as the TPM sees it: RSA-2048, exponent 65537 (encoded as 0),
+// a signing key with no scheme of its own. Its name (SHA-256 of this public area) is what
+// PolicyAuthorize binds; an offline signer computing the name must use the same template.
+TPM2B_PUBLIC policy_key_public(const std::vector<std::uint8_t>& modulus) {
+  TPM2B_PUBLIC t{};
+  TPMT_PUBLIC& a = t.publicArea;
+  a.type = TPM2_ALG_RSA;
+  a.nameAlg = TPM2_ALG_SHA256;
+  a.objectAttributes = TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_USERWITHAUTH;
+  a.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_NULL;
+  a.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+  a.parameters.rsaDetail.keyBits = 2048;
+  a.parameters.rsaDetail.exponent = 0;
+  a.unique.rsa.size = static_cast<UINT16>(modulus.size());
+  std::memcpy(a.unique.rsa.buffer, modulus.data(), modulus.size());
+  return t;
+}
+
+// The policy signing key loaded (public part only) under the owner hierarchy: a key loaded into
+// the null hierarchy gets only null tickets from VerifySignature, which PolicyAuthorize refuses.
+Result<TransientHandle> load_policy_key(Op& op, const std::vector<std::uint8_t>& modulus) {
+  TPM2B_PUBLIC pub = policy_key_public(modulus);
+  ESYS_TR h = ESYS_TR_NONE;
+  op.count();
+  const TSS2_RC rc = Esys_LoadExternal(op.ctx(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, nullptr,
+                                       &pub, ESYS_TR_RH_OWNER, &h);
+  if (rc != TSS2_RC_SUCCESS) return tss_error(rc, "TPM2_LoadExternal (the policy signing key)");
+  return TransientHandle(op.ctx(), h);
+}
+
+Result<TPM2B_NAME> handle_name(Op& op, ESYS_TR object) {
+  TPM2B_NAME* raw = nullptr;
+  const TSS2_RC rc = Esys_TR_GetName(op.ctx(), object, &raw);
+  EsysPtr<TPM2B_NAME> name(raw);
+  if (rc != TSS2_RC_SUCCESS) return tss_error(rc, "Esys_TR_GetName");
+  return *name;
+}
+
+TPM2B_NONCE policy_ref(const std::string& key_id) {
+  TPM2B_NONCE r{};
+  r.size = static_cast<UINT16>(key_id.size());
+  std::memcpy(r.buffer, key_id.data(), key_id.size());
+  return r;
+}
+
+// PolicyAuthorize(keySign = the policy key's name, policyRef) [+ PolicyAuthValue]: the MK's
+// authPolicy when PCR policies are signed. Computed in a trial session (which checks no ticket).
+Result<TPM2B_DIGEST> authorized_policy_digest(Op& op, const std::vector<std::uint8_t>& modulus,
+                                              const std::string& key_id, bool auth_value) {
+  TPM2B_NAME key_name{};
+  {
+    COFFER_ASSIGN_OR_RETURN(auto key, load_policy_key(op, modulus));
+    COFFER_ASSIGN_OR_RETURN(key_name, handle_name(op, key.get()));
+  }
+  COFFER_ASSIGN_OR_RETURN(auto trial, start_session(op, ESYS_TR_NONE, TPM2_SE_TRIAL));
+  const TPM2B_DIGEST approved{};
+  const TPM2B_NONCE ref = policy_ref(key_id);
+  TPMT_TK_VERIFIED null_ticket{};
+  null_ticket.tag = TPM2_ST_VERIFIED;
+  null_ticket.hierarchy = TPM2_RH_NULL;
+  op.count();
+  TSS2_RC rc = Esys_PolicyAuthorize(op.ctx(), trial.get(), ESYS_TR_NONE, ESYS_TR_NONE,
+                                    ESYS_TR_NONE, &approved, &ref, &key_name, &null_ticket);
+  if (rc != TSS2_RC_SUCCESS) return tss_error(rc, "TPM2_PolicyAuthorize (trial)");
+  if (auth_value) {
+    op.count();
+    rc = Esys_PolicyAuthValue(op.ctx(), trial.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
+    if (rc != TSS2_RC_SUCCESS) return tss_error(rc, "TPM2_PolicyAuthValue (trial)");
+  }
+  TPM2B_DIGEST* raw = nullptr;
+  op.count();
+  rc = Esys_PolicyGetDigest(op.ctx(), trial.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &raw);
+  EsysPtr<TPM2B_DIGEST> digest(raw);
+  if (rc != TSS2_RC_SUCCESS) return tss_error(rc, "TPM2_PolicyGetDigest");
+  return *digest;
+}
+
 Result<std::map<std::uint32_t, std::string>> read_pcrs(Op& op,
                                                        const std::vector<std::uint32_t>& pcrs) {
   std::map<std::uint32_t, std::string> out;
@@ -306,14 +385,62 @@ std::string list_of_changed(const std::vector<std::uint32_t>& changed) {
 
 }  // namespace
 
+Result<std::vector<std::uint8_t>> pcr_policy_digest(
+    const std::map<std::uint32_t, std::vector<std::uint8_t>>& pcr_values) {
+  if (pcr_values.empty()) return Error(Code::invalid_argument, "a PCR policy needs at least one PCR");
+  std::vector<std::uint32_t> pcrs;
+  std::vector<std::uint8_t> concat;
+  for (const auto& [pcr, value] : pcr_values) {
+    if (pcr > kMaxPcr || value.size() != 32) {
+      return Error(Code::invalid_argument, "PCR " + std::to_string(pcr) +
+                                               ": need a PCR 0..23 and a 32-byte sha256 value");
+    }
+    pcrs.push_back(pcr);
+    concat.insert(concat.end(), value.begin(), value.end());
+  }
+  const TPML_PCR_SELECTION sel = selection(pcrs);
+  std::uint8_t sel_bytes[sizeof(TPML_PCR_SELECTION)];
+  std::size_t sel_len = 0;
+  if (Tss2_MU_TPML_PCR_SELECTION_Marshal(&sel, sel_bytes, sizeof sel_bytes, &sel_len) !=
+      TSS2_RC_SUCCESS) {
+    return Error(Code::internal, "marshalling a PCR selection failed");
+  }
+  // policyDigest' = H(policyDigest(zeros) || TPM_CC_PolicyPCR || pcrSelection || H(PCR values))
+  std::vector<std::uint8_t> in(32, 0);
+  const std::uint32_t cc = TPM2_CC_PolicyPCR;
+  for (int shift = 24; shift >= 0; shift -= 8) in.push_back(static_cast<std::uint8_t>(cc >> shift));
+  in.insert(in.end(), sel_bytes, sel_bytes + sel_len);
+  const crypto::Digest values_digest = crypto::sha256(concat);
+  in.insert(in.end(), values_digest.begin(), values_digest.end());
+  const crypto::Digest d = crypto::sha256(in);
+  return std::vector<std::uint8_t>(d.begin(), d.end());
+}
+
+Result<std::map<std::uint32_t, std::vector<std::uint8_t>>> TpmProtector::read_pcr_values(
+    const std::vector<std::uint32_t>& pcrs) {
+  std::lock_guard lock(mu_);
+  COFFER_ASSIGN_OR_RETURN(auto conn, EsysContext::open(config_.tcti));
+  Op op{std::move(conn), ops_};
+  COFFER_ASSIGN_OR_RETURN(auto hex, read_pcrs(op, pcrs));
+  std::map<std::uint32_t, std::vector<std::uint8_t>> out;
+  for (const auto& [pcr, value] : hex) out[pcr] = crypto::from_hex(value).value_or(std::vector<std::uint8_t>());
+  return out;
+}
+
 std::string pcr_list(const std::vector<std::uint32_t>& pcrs) {
   std::string s;
   for (std::uint32_t p : pcrs) s += (s.empty() ? "" : ",") + std::to_string(p);
   return s;
 }
 
-Result<std::unique_ptr<TpmProtector>> TpmProtector::open(const TpmConfig& in,
+Result<std::unique_ptr<TpmProtector>> TpmProtector::open(const TpmConfig& config,
                                                          const crypto::SecretBytes& auth_value) {
+  return open(config, auth_value, SignedPcrPolicies{});
+}
+
+Result<std::unique_ptr<TpmProtector>> TpmProtector::open(const TpmConfig& in,
+                                                         const crypto::SecretBytes& auth_value,
+                                                         SignedPcrPolicies policies) {
   TpmConfig config = in;
   if (config.tcti.empty()) return Error(Code::invalid_argument, "protector.tpm.tcti is empty");
   if (config.key_blob_file.empty()) {
@@ -335,6 +462,17 @@ Result<std::unique_ptr<TpmProtector>> TpmProtector::open(const TpmConfig& in,
   if (auth_value.size() > kMaxAuthBytes) {
     return Error(Code::invalid_argument, "the TPM auth value is longer than 32 bytes");
   }
+  if (!policies.policy_key_modulus.empty()) {
+    if (policies.policy_key_modulus.size() != kRsaBytes || (policies.policy_key_modulus[0] & 0x80) == 0) {
+      return Error(Code::invalid_argument,
+                   "the TPM policy signing key must be an RSA-2048 public key (256-byte modulus)");
+    }
+    if (config.key_id.size() > 32) {
+      return Error(Code::invalid_argument,
+                   "with a policy signing key, protector.tpm.key_id (the policyRef) must be at "
+                   "most 32 bytes");
+    }
+  }
   COFFER_ASSIGN_OR_RETURN(auto blob, read_key_blob(config.key_blob_file));
   if (blob) {
     const std::string file = "TPM key-blob file '" + config.key_blob_file + "'";
@@ -347,6 +485,17 @@ Result<std::unique_ptr<TpmProtector>> TpmProtector::open(const TpmConfig& in,
                    file + " is sealed to PCRs " + pcr_list(blob->pcrs) + " but the configuration "
                    "says " + pcr_list(config.pcrs) + " (fix protector.tpm.pcrs; changing the "
                    "binding needs a new master key or a signed policy)");
+    }
+    if (blob->policy_key_modulus != policies.policy_key_modulus) {
+      return Error(Code::failed_precondition,
+                   file + (blob->policy_key_modulus.empty()
+                               ? " is bound to literal PCR values but a policy signing key is "
+                                 "configured"
+                               : policies.policy_key_modulus.empty()
+                                     ? " is bound to a policy signing key (signed PCR policies) "
+                                       "but none is configured"
+                                     : " is bound to a different policy signing key than the "
+                                       "one configured"));
     }
     if (blob->auth_value != !auth_value.empty()) {
       return Error(Code::failed_precondition,
@@ -363,10 +512,13 @@ Result<std::unique_ptr<TpmProtector>> TpmProtector::open(const TpmConfig& in,
   keys::ProtectorInfo info{
       "tpm", config.key_id, kMechanism,
       "TPM (manufacturer " + maker + ") via " + config.tcti + ", PCRs sha256:" +
-          pcr_list(config.pcrs) + (auth_value.empty() ? "" : " + auth value") + ", key blob " +
+          pcr_list(config.pcrs) +
+          (policies.policy_key_modulus.empty() ? "" : " (signed PCR policies, PolicyAuthorize)") +
+          (auth_value.empty() ? "" : " + auth value") + ", key blob " +
           config.key_blob_file};
   return std::unique_ptr<TpmProtector>(
-      new TpmProtector(std::move(config), auth_value.clone(), std::move(info)));
+      new TpmProtector(std::move(config), std::move(policies), auth_value.clone(),
+                       std::move(info)));
 }
 
 // The key-blob file is read on every operation (a restored or removed file is seen at once); one
@@ -393,7 +545,13 @@ Status TpmProtector::create_master_key() {
   }
   COFFER_ASSIGN_OR_RETURN(auto conn, EsysContext::open(config_.tcti));
   Op op{std::move(conn), ops_};
-  COFFER_ASSIGN_OR_RETURN(auto digest, policy_digest(op, config_.pcrs, !auth_.empty()));
+  TPM2B_DIGEST digest{};
+  if (policies_.policy_key_modulus.empty()) {
+    COFFER_ASSIGN_OR_RETURN(digest, policy_digest(op, config_.pcrs, !auth_.empty()));
+  } else {
+    COFFER_ASSIGN_OR_RETURN(digest, authorized_policy_digest(op, policies_.policy_key_modulus,
+                                                             config_.key_id, !auth_.empty()));
+  }
   COFFER_ASSIGN_OR_RETURN(auto pcr_values, read_pcrs(op, config_.pcrs));
   COFFER_ASSIGN_OR_RETURN(auto srk, create_srk(op));
   COFFER_ASSIGN_OR_RETURN(auto srk_name, object_name(op, srk.get()));
@@ -426,6 +584,7 @@ Status TpmProtector::create_master_key() {
   blob.pcr_hex = std::move(pcr_values);
   blob.auth_value = !auth_.empty();
   blob.srk_name_hex = std::move(srk_name);
+  blob.policy_key_modulus = policies_.policy_key_modulus;
   blob.public_area.resize(sizeof(TPM2B_PUBLIC));
   blob.private_area.resize(sizeof(TPM2B_PRIVATE));
   std::size_t pub_len = 0;
@@ -509,9 +668,115 @@ Result<crypto::SecretBytes> TpmProtector::unwrap(const keys::WrappedKey& wrapped
   COFFER_ASSIGN_OR_RETURN(auto conn, EsysContext::open(config_.tcti));
   Op op{std::move(conn), ops_};
   COFFER_ASSIGN_OR_RETURN(auto srk, pinned_srk(op, *blob));
+  // "PCR 16 changed since the key was sealed; ...": the PCRs named by comparing with the values
+  // recorded when the key was sealed.
+  auto pcr_error = [&](const std::string& detail) -> Status {
+    std::vector<std::uint32_t> changed;
+    if (auto now = read_pcrs(op, blob->pcrs); now.ok()) {
+      for (std::uint32_t p : blob->pcrs) {
+        auto was = blob->pcr_hex.find(p);
+        if (was == blob->pcr_hex.end() || was->second != (*now)[p]) changed.push_back(p);
+      }
+    }
+    const std::string which =
+        changed.empty() ? "the PCR policy (PCRs " + pcr_list(blob->pcrs) + ") no longer matches"
+        : changed.size() == 1 ? "PCR " + list_of_changed(changed) + " changed"
+                              : "PCRs " + list_of_changed(changed) + " changed";
+    return Error(Code::failed_precondition,
+                 which + " since the key was sealed; run the recovery ceremony or restore the "
+                         "measured state (TPM master key '" + config_.key_id + "', " + detail +
+                         ")");
+  };
+
+  // Signed PCR policies: find the operator's approval for the present PCR values and have the
+  // TPM check its signature (the ticket PolicyAuthorize needs). Done before the MK is loaded, so
+  // a raw TPM's three object slots suffice (SRK + policy key, then SRK + MK).
+  const bool signed_policies = !blob->policy_key_modulus.empty();
+  const PcrApproval* approval = nullptr;
+  TPMT_TK_VERIFIED ticket{};
+  TPM2B_NAME key_name{};
+  if (signed_policies) {
+    for (const PcrApproval& a : policies_.approvals) {
+      if (a.pcrs.empty() || a.pcrs.back() > kMaxPcr || a.policy_digest.size() != 32 ||
+          std::adjacent_find(a.pcrs.begin(), a.pcrs.end(), std::greater_equal<>()) !=
+              a.pcrs.end()) {
+        continue;
+      }
+      COFFER_ASSIGN_OR_RETURN(auto now, read_pcrs(op, a.pcrs));
+      std::map<std::uint32_t, std::vector<std::uint8_t>> values;
+      for (const auto& [pcr, hex] : now) values[pcr] = crypto::from_hex(hex).value_or(std::vector<std::uint8_t>());
+      auto digest = pcr_policy_digest(values);
+      if (digest.ok() && *digest == a.policy_digest) {
+        approval = &a;
+        break;
+      }
+    }
+    if (approval == nullptr) {
+      return pcr_error("none of the " + std::to_string(policies_.approvals.size()) +
+                       " PCR policies approved with the policy signing key matches the present "
+                       "PCR values; if the change is legitimate, sign an approval for them");
+    }
+    COFFER_ASSIGN_OR_RETURN(auto key, load_policy_key(op, blob->policy_key_modulus));
+    COFFER_ASSIGN_OR_RETURN(key_name, handle_name(op, key.get()));
+    std::vector<std::uint8_t> signed_bytes = approval->policy_digest;
+    signed_bytes.insert(signed_bytes.end(), config_.key_id.begin(), config_.key_id.end());
+    const crypto::Digest a_hash = crypto::sha256(signed_bytes);
+    TPM2B_DIGEST digest{};
+    digest.size = static_cast<UINT16>(a_hash.size());
+    std::memcpy(digest.buffer, a_hash.data(), a_hash.size());
+    TPMT_SIGNATURE sig{};
+    sig.sigAlg = TPM2_ALG_RSASSA;
+    sig.signature.rsassa.hash = TPM2_ALG_SHA256;
+    const std::string refused = "the approved PCR policy for the present PCR values is not signed "
+                                "by the policy signing key of TPM master key '" + config_.key_id +
+                                "' (a forged or damaged approval; refusing to unwrap)";
+    if (approval->signature.size() > sizeof sig.signature.rsassa.sig.buffer) {
+      return Error(Code::permission_denied, refused + ": signature too long");
+    }
+    sig.signature.rsassa.sig.size = static_cast<UINT16>(approval->signature.size());
+    std::memcpy(sig.signature.rsassa.sig.buffer, approval->signature.data(),
+                approval->signature.size());
+    TPMT_TK_VERIFIED* validation = nullptr;
+    op.count();
+    const TSS2_RC rc = Esys_VerifySignature(op.ctx(), key.get(), ESYS_TR_NONE, ESYS_TR_NONE,
+                                            ESYS_TR_NONE, &digest, &sig, &validation);
+    EsysPtr<TPMT_TK_VERIFIED> validation_owner(validation);
+    if (rc != TSS2_RC_SUCCESS) {
+      if (classify(rc) == RcKind::unreachable || classify(rc) == RcKind::no_memory) {
+        return tss_error(rc, "TPM2_VerifySignature (PCR policy approval)");
+      }
+      return Error(Code::permission_denied, refused + ": " + rc_text(rc));
+    }
+    ticket = *validation;
+  }
+
   COFFER_ASSIGN_OR_RETURN(auto mk, load_mk(op, srk.get(), *blob, config_.key_blob_file));
   COFFER_ASSIGN_OR_RETURN(auto session, start_session(op, srk.get(), TPM2_SE_POLICY));
-  COFFER_RETURN_IF_ERROR(apply_policy(op, session.get(), blob->pcrs, blob->auth_value));
+  if (signed_policies) {
+    COFFER_RETURN_IF_ERROR(apply_policy(op, session.get(), approval->pcrs, false));
+    TPM2B_DIGEST approved{};
+    approved.size = static_cast<UINT16>(approval->policy_digest.size());
+    std::memcpy(approved.buffer, approval->policy_digest.data(), approval->policy_digest.size());
+    const TPM2B_NONCE ref = policy_ref(config_.key_id);
+    op.count();
+    const TSS2_RC rc = Esys_PolicyAuthorize(op.ctx(), session.get(), ESYS_TR_NONE, ESYS_TR_NONE,
+                                            ESYS_TR_NONE, &approved, &ref, &key_name, &ticket);
+    if (rc != TSS2_RC_SUCCESS) {
+      // The PCRs moved between reading them and PolicyPCR: the approved digest no longer matches.
+      if (classify(rc) == RcKind::bad_blob || classify(rc) == RcKind::policy_failed) {
+        return pcr_error("TPM2_PolicyAuthorize: " + rc_text(rc));
+      }
+      return tss_error(rc, "TPM2_PolicyAuthorize");
+    }
+    if (blob->auth_value) {
+      op.count();
+      const TSS2_RC rc2 =
+          Esys_PolicyAuthValue(op.ctx(), session.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
+      if (rc2 != TSS2_RC_SUCCESS) return tss_error(rc2, "TPM2_PolicyAuthValue");
+    }
+  } else {
+    COFFER_RETURN_IF_ERROR(apply_policy(op, session.get(), blob->pcrs, blob->auth_value));
+  }
 
   TPM2B_AUTH auth{};
   WipeOnExit<TPM2B_AUTH> wipe_auth(auth);
@@ -535,24 +800,7 @@ Result<crypto::SecretBytes> TpmProtector::unwrap(const keys::WrappedKey& wrapped
   (void)Esys_TR_SetAuth(op.ctx(), mk.get(), &empty);
   if (rc != TSS2_RC_SUCCESS) {
     const RcKind kind = classify(rc);
-    if (kind == RcKind::policy_failed) {
-      // Say which PCRs moved, from the values recorded when the key was sealed.
-      std::vector<std::uint32_t> changed;
-      if (auto now = read_pcrs(op, blob->pcrs); now.ok()) {
-        for (std::uint32_t p : blob->pcrs) {
-          auto was = blob->pcr_hex.find(p);
-          if (was == blob->pcr_hex.end() || was->second != (*now)[p]) changed.push_back(p);
-        }
-      }
-      const std::string which =
-          changed.empty() ? "the PCR policy (PCRs " + pcr_list(blob->pcrs) + ") no longer matches"
-          : changed.size() == 1 ? "PCR " + list_of_changed(changed) + " changed"
-                                : "PCRs " + list_of_changed(changed) + " changed";
-      return Error(Code::failed_precondition,
-                   which + " since the key was sealed; run the recovery ceremony or restore the "
-                           "measured state (TPM master key '" + config_.key_id + "', " +
-                           rc_text(rc) + ")");
-    }
+    if (kind == RcKind::policy_failed) return pcr_error(rc_text(rc));
     if (kind == RcKind::auth_failed) {
       const std::string da = lockout_state(op);
       return Error(Code::permission_denied,
