@@ -336,6 +336,27 @@ class Client:
             conn.close()
 
 
+    def request_declaring_body(self, method: str, path: str, content_length: int, *,
+                               cert: str | None = "unit-admin", token: str | None = None,
+                               timeout: float = HTTP_TIMEOUT) -> Response:
+        """Send only the request head, declaring a body of `content_length` bytes, and read the
+        answer. Deterministic where sending a body the server refuses early is a race (the server
+        may close before the client has written it all)."""
+        conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.context(cert))
+        try:
+            conn.putrequest(method, path)
+            if token is not None:
+                conn.putheader("X-Vault-Token", token)
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(content_length))
+            conn.endheaders()
+            resp = conn.getresponse()
+            payload = resp.read()
+            return Response(resp.status, resp.reason, resp.headers, payload, method, path)
+        finally:
+            conn.close()
+
+
 def _connect_to(conn, host, port, server_hostname, timeout):
     def connect():
         sock = socket.create_connection((host, port), timeout)
@@ -751,6 +772,10 @@ class CofferInstance:
     def request(self, method: str, path: str, data=None, **kw) -> Response:
         self.client.port = self.port
         return self.client.request(method, path, data, **kw)
+
+    def request_declaring_body(self, method: str, path: str, content_length: int, **kw) -> Response:
+        self.client.port = self.port
+        return self.client.request_declaring_body(method, path, content_length, **kw)
 
     def root(self, method: str, path: str, data=None, **kw) -> Response:
         """A request with the root token over the unit-admin certificate."""

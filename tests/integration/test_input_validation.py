@@ -67,9 +67,15 @@ class TestInputValidation(CofferTestCase):
         self.bad("PUT", self.p("/target"), data=deep)
 
     def test_oversize_body(self):
-        big = {"v": "x" * (self.inst.max_request_bytes + 1024)}
-        self.bad("PUT", self.p("/target"), status=413, data=big)
-        self.bad("PUT", self.p("/new"), status=413, data=big)
+        # cofferd answers 413 from the declared Content-Length, before reading any body. (Sending
+        # the whole body races with the server closing the connection after its answer; the
+        # chunked case, with no declared length, is covered in tests/unit/api.)
+        for path in (self.p("/target"), self.p("/new")):
+            with self.subTest(path=path):
+                r = self.inst.request_declaring_body("PUT", path, self.inst.max_request_bytes + 1024,
+                                                     token=self.inst.root_token)
+                self.assertJSONError(r, 413)
+                self.assertUnchanged()
 
     def test_malformed_login_body(self):
         r = self.inst.request("POST", "/v1/auth/cert/login", raw=b"{nope", cert="unit-web")
