@@ -429,14 +429,7 @@ Result<crypto::SecretBytes> Pkcs11Protector::unwrap(const keys::WrappedKey& wrap
 
 Status Pkcs11Protector::self_test() {
   const std::string what = "PKCS#11 self-test (" + info_.detail + ")";
-  COFFER_ASSIGN_OR_RETURN(auto probe, crypto::random_key(kMasterKeyBytes));
-  auto wrapped = wrap(probe);
-  if (!wrapped.ok()) return wrapped.status().with_context(what);
-  auto back = unwrap(*wrapped);
-  if (!back.ok()) return back.status().with_context(what);
-  if (!back->equals(probe)) {
-    return Error(Code::internal, what + ": the unwrapped key differs from the one wrapped");
-  }
+  COFFER_RETURN_IF_ERROR(keys::round_trip_self_test(*this, what));
   std::lock_guard lock(mu_);
   return device_->self_test_protection().with_context(what);
 }

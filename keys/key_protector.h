@@ -61,3 +61,11 @@ class KeyProtector {
 };
 
 }  // namespace coffer::keys
+
+namespace coffer::keys {
+
+// The part of self_test() every protector shares: wrap a fresh random 32-byte key and check that
+// it unwraps to the same bytes. `what` names the protector in the error ("TPM self-test (...)").
+Status round_trip_self_test(KeyProtector& protector, const std::string& what);
+
+}  // namespace coffer::keys

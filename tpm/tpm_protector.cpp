@@ -833,14 +833,7 @@ Result<crypto::SecretBytes> TpmProtector::unwrap(const keys::WrappedKey& wrapped
 
 Status TpmProtector::self_test() {
   const std::string what = "TPM self-test (" + info_.detail + ")";
-  COFFER_ASSIGN_OR_RETURN(auto probe, crypto::random_key(32));
-  auto wrapped = wrap(probe);
-  if (!wrapped.ok()) return wrapped.status().with_context(what);
-  auto back = unwrap(*wrapped);
-  if (!back.ok()) return back.status().with_context(what);
-  if (!back->equals(probe)) {
-    return Error(Code::internal, what + ": the unwrapped key differs from the one wrapped");
-  }
+  COFFER_RETURN_IF_ERROR(keys::round_trip_self_test(*this, what));
   std::lock_guard lock(mu_);
   COFFER_ASSIGN_OR_RETURN(auto blob, read_key_blob(config_.key_blob_file));
   if (!blob) return Error(Code::not_found, what + ": the key-blob file disappeared");

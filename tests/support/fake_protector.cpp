@@ -63,13 +63,7 @@ Result<crypto::SecretBytes> FakeProtector::unwrap(const keys::WrappedKey& wrappe
   return locked;
 }
 
-Status FakeProtector::self_test() {
-  COFFER_ASSIGN_OR_RETURN(auto probe, crypto::random_key(32));
-  COFFER_ASSIGN_OR_RETURN(auto wrapped, wrap(probe));
-  COFFER_ASSIGN_OR_RETURN(auto back, unwrap(wrapped));
-  if (!back.equals(probe)) return Error(Code::internal, "fake protector self-test: round trip mismatch");
-  return Status::Ok();
-}
+Status FakeProtector::self_test() { return keys::round_trip_self_test(*this, "fake protector self-test"); }
 
 keys::ProtectorInfo FakeProtector::describe() const {
   return keys::ProtectorInfo{"fake", kKeyId, kMechanism, "in-memory fault-injecting fake (tests only)"};
