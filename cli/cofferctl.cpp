@@ -5,11 +5,14 @@
 //   status  describe the protector, self-test it, and show the keyring
 //   audit verify  check audit files: hash chain, checkpoint MACs, the head in the database
 //   audit hash    the HMAC form of a value, to search the audit log for it
+//   tpm approve   sign the present PCR state as an approved PCR policy (signed PCR policies)
 // Exit codes: 0 success, 1 operational error (message on stderr), 2 usage error (CLI11).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <ctime>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -17,7 +20,9 @@
 #include "audit/redact.h"
 #include "audit/verify.h"
 #include "auth/token_store.h"
+#include "crypto/encoding.h"
 #include "crypto/random.h"
+#include "crypto/rsa.h"
 #include "daemon/app.h"
 #include "keys/keyring.h"
 #include "tpm/tpm_protector.h"
@@ -253,6 +258,58 @@ int cmd_audit_hash(const Common& c, const std::string& value) {
   return 0;
 }
 
+int cmd_tpm_approve(const Common& c, const std::string& signing_key, std::optional<std::string> out) {
+  auto config = daemon::load_config(c.config_path);
+  if (!config.ok()) return fail(config.status());
+  if (config->protector_type != "tpm" || config->tpm_policy_public_key.empty()) {
+    return fail(Error(Code::failed_precondition,
+                      c.config_path + ": signed PCR policies are not configured "
+                                      "(protector.type = \"tpm\" with protector.tpm.policy_public_key)"));
+  }
+  const std::string path = out.value_or(config->tpm_pcr_approvals_file);
+  std::string key_pem;
+  {
+    std::ifstream in(signing_key, std::ios::binary);
+    if (!in) return fail(Error(Code::not_found, "cannot read the signing key " + signing_key));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    key_pem = ss.str();
+  }
+  auto pin = daemon::read_pin(*config, c.pin_file);
+  if (!pin.ok()) return fail(pin.status());
+  auto policies = daemon::load_signed_pcr_policies(*config);
+  if (!policies.ok()) return fail(policies.status());
+  auto protector = tpm::TpmProtector::open(config->tpm, *pin, std::move(policies).value());
+  if (!protector.ok()) return fail(protector.status());
+  auto values = (*protector)->read_pcr_values(config->tpm.pcrs);
+  if (!values.ok()) return fail(values.status());
+  auto digest = tpm::pcr_policy_digest(*values);
+  if (!digest.ok()) return fail(digest.status());
+  std::vector<std::uint8_t> message = *digest;
+  message.insert(message.end(), config->tpm.key_id.begin(), config->tpm.key_id.end());
+  auto signature = crypto::rsa_pkcs1_sha256_sign(key_pem, message);
+  if (!signature.ok()) return fail(signature.status().with_context("signing key " + signing_key));
+  tpm::PcrApproval approval;
+  for (const auto& [pcr, value] : *values) approval.pcrs.push_back(pcr);
+  approval.policy_digest = *digest;
+  approval.signature = std::move(signature).value();
+  if (auto st = daemon::append_pcr_approval(path, approval); !st.ok()) return fail(st);
+  if (c.format == "json") {
+    nlohmann::json j = {{"approvals_file", path},
+                        {"key_id", config->tpm.key_id},
+                        {"pcrs", approval.pcrs},
+                        {"digest", crypto::to_hex(approval.policy_digest)}};
+    for (const auto& [pcr, value] : *values) j["pcr_values"][std::to_string(pcr)] = crypto::to_hex(value);
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << "Approved the present values of PCR " << tpm::pcr_list(approval.pcrs) << " (sha256) for "
+              << config->tpm.key_id << ":\n";
+    for (const auto& [pcr, value] : *values) std::cout << "  PCR " << pcr << " = " << crypto::to_hex(value) << "\n";
+    std::cout << "Policy digest " << crypto::to_hex(approval.policy_digest) << "\nAppended to " << path << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 }  // namespace coffer::cli
 
@@ -289,7 +346,23 @@ int main(int argc, char** argv) {
   auto* hash = audit->add_subcommand("hash", "print the hmac-sha256:<hex> form a value takes in the audit log");
   add_common(hash);
   hash->add_option("value", hash_value, "the value (a token, an accessor, a secret)")->required();
+  auto* tpm_cmd = app.add_subcommand("tpm", "TPM protector tools");
+  tpm_cmd->require_subcommand(1);
+  std::string signing_key;
+  std::optional<std::string> approve_out;
+  auto* approve = tpm_cmd->add_subcommand(
+      "approve",
+      "signed PCR policies: read the present values of the configured PCRs from the TPM, sign their policy "
+      "digest (with the key id) with the operator's policy signing key and append the approval to "
+      "protector.tpm.pcr_approvals_file (or --out). This is the approve-the-current-state ceremony after a "
+      "verified update. The signing key should normally live off the box (offline, e.g. on removable media): "
+      "bring it here only for this ceremony. Approve before `cofferctl init` to approve the first state");
+  add_common(approve);
+  approve->add_option("--signing-key", signing_key, "the operator's RSA-2048 policy signing key (PEM private key)")
+      ->required();
+  approve->add_option("--out", approve_out, "write the approval here instead of protector.tpm.pcr_approvals_file");
   CLI11_PARSE(app, argc, argv);
+  if (approve->parsed()) return coffer::cli::cmd_tpm_approve(common, signing_key, approve_out);
   if (init->parsed()) return coffer::cli::cmd_init(common);
   if (status->parsed()) return coffer::cli::cmd_status(common);
   if (verify->parsed()) return coffer::cli::cmd_audit_verify(common, audit_files);

@@ -12,6 +12,7 @@
 #include "daemon/config.h"
 #include "keys/key_protector.h"
 #include "storage/sqlite_storage.h"
+#include "tpm/tpm_protector.h"
 
 namespace coffer::daemon {
 
@@ -24,6 +25,16 @@ Result<crypto::SecretBytes> read_pin(const Config& config, const std::optional<s
 // The protector named by protector.type ("pkcs11" or "tpm"); `pin` is what read_pin returned.
 Result<std::unique_ptr<keys::KeyProtector>> open_protector(const Config& config,
                                                            const crypto::SecretBytes& pin);
+
+// Signed PCR policies from [protector.tpm] policy_public_key and pcr_approvals_file; empty
+// (no modulus) when not configured. A missing approvals file means no approvals (the unwrap then
+// fails with the PCR message). The file is a JSON array of
+// {"pcrs": [16], "digest": "<hex>", "signature": "<hex>"}. Errors: invalid_argument naming the
+// file and what is wrong, not_found (policy key file missing), internal.
+Result<tpm::SignedPcrPolicies> load_signed_pcr_policies(const Config& config);
+
+// Appends `approval` to the approvals file at `path` (created when missing; rewritten atomically).
+Status append_pcr_approval(const std::string& path, const tpm::PcrApproval& approval);
 
 Result<std::unique_ptr<storage::SqliteStorage>> open_storage(const Config& config, bool create);
 

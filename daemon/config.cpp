@@ -155,11 +155,14 @@ Result<Config> load_config(const std::string& path) {
     if (const auto* k = subtable(*p, "tpm")) {
       const std::string w = "protector.tpm";
       COFFER_RETURN_IF_ERROR(
-          r.check_keys(*k, w, {"tcti", "pcrs", "key_blob_file", "key_id", "auth_credential"}));
+          r.check_keys(*k, w, {"tcti", "pcrs", "key_blob_file", "key_id", "auth_credential",
+                                "policy_public_key", "pcr_approvals_file"}));
       COFFER_RETURN_IF_ERROR(r.get_string(*k, w, "tcti", c.tpm.tcti));
       COFFER_RETURN_IF_ERROR(r.get_string(*k, w, "key_blob_file", c.tpm.key_blob_file));
       COFFER_RETURN_IF_ERROR(r.get_string(*k, w, "key_id", c.tpm.key_id));
       COFFER_RETURN_IF_ERROR(r.get_string(*k, w, "auth_credential", c.tpm_auth_credential));
+      COFFER_RETURN_IF_ERROR(r.get_string(*k, w, "policy_public_key", c.tpm_policy_public_key));
+      COFFER_RETURN_IF_ERROR(r.get_string(*k, w, "pcr_approvals_file", c.tpm_pcr_approvals_file));
       if (const auto* node = k->get("pcrs")) {
         const auto* arr = node->as_array();
         if (arr == nullptr) return r.bad(w + ".pcrs", "must be an array of PCR numbers, e.g. [7]");
@@ -189,6 +192,17 @@ Result<Config> load_config(const std::string& path) {
     }
     if (c.tpm_auth_credential.find('/') != std::string::npos) {
       return r.bad("protector.tpm.auth_credential", "must be a credential name (no '/')");
+    }
+    if (!c.tpm_policy_public_key.empty() && c.tpm_policy_public_key.front() != '/') {
+      return r.bad("protector.tpm.policy_public_key", "must be an absolute path (a PEM public key)");
+    }
+    if (!c.tpm_pcr_approvals_file.empty() && c.tpm_pcr_approvals_file.front() != '/') {
+      return r.bad("protector.tpm.pcr_approvals_file", "must be an absolute path");
+    }
+    if (c.tpm_policy_public_key.empty() != c.tpm_pcr_approvals_file.empty()) {
+      return r.bad(c.tpm_policy_public_key.empty() ? "protector.tpm.pcr_approvals_file"
+                                                   : "protector.tpm.policy_public_key",
+                   "policy_public_key and pcr_approvals_file go together (signed PCR policies): set both or neither");
     }
   } else if (c.pkcs11.token_label.empty() == c.pkcs11.token_uri.empty()) {
     return r.bad("protector.pkcs11", "set exactly one of token_label and token_uri");

@@ -24,6 +24,10 @@ struct Config {
   tpm::TpmConfig tpm{"device:/dev/tpmrm0", {7}, "/var/lib/coffer/tpm-master-key.json",
                      "coffer-mk-1"};  // [protector.tpm]
   std::string tpm_auth_credential;       // [protector.tpm] auth_credential; empty: no auth value
+  // [protector.tpm] signed PCR policies (docs/design/tpm.md): the operator's policy public key
+  // (SubjectPublicKeyInfo PEM, RSA-2048) and the JSON file of approvals. Both empty: literal PCRs.
+  std::string tpm_policy_public_key;
+  std::string tpm_pcr_approvals_file;
   std::int64_t token_default_ttl_seconds = 15 * 60;
   std::int64_t token_max_ttl_seconds = 24 * 3600;
   std::string log_level = "info";

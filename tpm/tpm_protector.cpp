@@ -696,6 +696,9 @@ Result<crypto::SecretBytes> TpmProtector::unwrap(const keys::WrappedKey& wrapped
   TPMT_TK_VERIFIED ticket{};
   TPM2B_NAME key_name{};
   if (signed_policies) {
+    // Every approval for the present values is a candidate: a forged or damaged entry must not
+    // hide a genuine one later in the file.
+    std::vector<const PcrApproval*> candidates;
     for (const PcrApproval& a : policies_.approvals) {
       if (a.pcrs.empty() || a.pcrs.back() > kMaxPcr || a.policy_digest.size() != 32 ||
           std::adjacent_find(a.pcrs.begin(), a.pcrs.end(), std::greater_equal<>()) !=
@@ -706,48 +709,52 @@ Result<crypto::SecretBytes> TpmProtector::unwrap(const keys::WrappedKey& wrapped
       std::map<std::uint32_t, std::vector<std::uint8_t>> values;
       for (const auto& [pcr, hex] : now) values[pcr] = crypto::from_hex(hex).value_or(std::vector<std::uint8_t>());
       auto digest = pcr_policy_digest(values);
-      if (digest.ok() && *digest == a.policy_digest) {
-        approval = &a;
-        break;
-      }
+      if (digest.ok() && *digest == a.policy_digest) candidates.push_back(&a);
     }
-    if (approval == nullptr) {
+    if (candidates.empty()) {
       return pcr_error("none of the " + std::to_string(policies_.approvals.size()) +
                        " PCR policies approved with the policy signing key matches the present "
                        "PCR values; if the change is legitimate, sign an approval for them");
     }
     COFFER_ASSIGN_OR_RETURN(auto key, load_policy_key(op, blob->policy_key_modulus));
     COFFER_ASSIGN_OR_RETURN(key_name, handle_name(op, key.get()));
-    std::vector<std::uint8_t> signed_bytes = approval->policy_digest;
-    signed_bytes.insert(signed_bytes.end(), config_.key_id.begin(), config_.key_id.end());
-    const crypto::Digest a_hash = crypto::sha256(signed_bytes);
-    TPM2B_DIGEST digest{};
-    digest.size = static_cast<UINT16>(a_hash.size());
-    std::memcpy(digest.buffer, a_hash.data(), a_hash.size());
-    TPMT_SIGNATURE sig{};
-    sig.sigAlg = TPM2_ALG_RSASSA;
-    sig.signature.rsassa.hash = TPM2_ALG_SHA256;
-    const std::string refused = "the approved PCR policy for the present PCR values is not signed "
-                                "by the policy signing key of TPM master key '" + config_.key_id +
-                                "' (a forged or damaged approval; refusing to unwrap)";
-    if (approval->signature.size() > sizeof sig.signature.rsassa.sig.buffer) {
-      return Error(Code::permission_denied, refused + ": signature too long");
-    }
-    sig.signature.rsassa.sig.size = static_cast<UINT16>(approval->signature.size());
-    std::memcpy(sig.signature.rsassa.sig.buffer, approval->signature.data(),
-                approval->signature.size());
-    TPMT_TK_VERIFIED* validation = nullptr;
-    op.count();
-    const TSS2_RC rc = Esys_VerifySignature(op.ctx(), key.get(), ESYS_TR_NONE, ESYS_TR_NONE,
-                                            ESYS_TR_NONE, &digest, &sig, &validation);
-    EsysPtr<TPMT_TK_VERIFIED> validation_owner(validation);
-    if (rc != TSS2_RC_SUCCESS) {
-      if (classify(rc) == RcKind::unreachable || classify(rc) == RcKind::no_memory) {
-        return tss_error(rc, "TPM2_VerifySignature (PCR policy approval)");
+    const std::string refused = "no approved PCR policy for the present PCR values is signed by "
+                                "the policy signing key of TPM master key '" + config_.key_id +
+                                "' (forged or damaged approvals; refusing to unwrap)";
+    std::string last_failure;
+    for (const PcrApproval* candidate : candidates) {
+      std::vector<std::uint8_t> signed_bytes = candidate->policy_digest;
+      signed_bytes.insert(signed_bytes.end(), config_.key_id.begin(), config_.key_id.end());
+      const crypto::Digest a_hash = crypto::sha256(signed_bytes);
+      TPM2B_DIGEST digest{};
+      digest.size = static_cast<UINT16>(a_hash.size());
+      std::memcpy(digest.buffer, a_hash.data(), a_hash.size());
+      TPMT_SIGNATURE sig{};
+      sig.sigAlg = TPM2_ALG_RSASSA;
+      sig.signature.rsassa.hash = TPM2_ALG_SHA256;
+      if (candidate->signature.size() > sizeof sig.signature.rsassa.sig.buffer) {
+        last_failure = "signature too long";
+        continue;
       }
-      return Error(Code::permission_denied, refused + ": " + rc_text(rc));
+      sig.signature.rsassa.sig.size = static_cast<UINT16>(candidate->signature.size());
+      std::memcpy(sig.signature.rsassa.sig.buffer, candidate->signature.data(), candidate->signature.size());
+      TPMT_TK_VERIFIED* validation = nullptr;
+      op.count();
+      const TSS2_RC rc = Esys_VerifySignature(op.ctx(), key.get(), ESYS_TR_NONE, ESYS_TR_NONE,
+                                              ESYS_TR_NONE, &digest, &sig, &validation);
+      EsysPtr<TPMT_TK_VERIFIED> validation_owner(validation);
+      if (rc != TSS2_RC_SUCCESS) {
+        if (classify(rc) == RcKind::unreachable || classify(rc) == RcKind::no_memory) {
+          return tss_error(rc, "TPM2_VerifySignature (PCR policy approval)");
+        }
+        last_failure = rc_text(rc);
+        continue;
+      }
+      ticket = *validation;
+      approval = candidate;
+      break;
     }
-    ticket = *validation;
+    if (approval == nullptr) return Error(Code::permission_denied, refused + ": " + last_failure);
   }
 
   COFFER_ASSIGN_OR_RETURN(auto mk, load_mk(op, srk.get(), *blob, config_.key_blob_file));

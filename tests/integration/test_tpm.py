@@ -5,6 +5,7 @@ and the TPM going away: a running daemon keeps serving (its keyring is already u
 daemon started while the TPM is gone exits with a clear message and starts once it is back.
 Uses the harness unchanged: the TPM settings are config overrides."""
 
+import json
 import os
 import shutil
 import signal
@@ -91,7 +92,7 @@ class Swtpm:
 @unittest.skipUnless(shutil.which("swtpm") and shutil.which("tpm2_pcrextend"),
                      "swtpm / tpm2-tools not installed (run: bash scripts/install-deps.sh)")
 class TestTpmProtector(CofferTestCase):
-    def tpm_instance(self, start=True, auth=None):
+    def tpm_instance(self, start=True, auth=None, policy_key=None):
         tpm = Swtpm().start()
         self.addCleanup(tpm.cleanup)
         section = {"tcti": tpm.tcti, "pcrs": [7, PCR], "key_id": "coffer-mk-1"}
@@ -104,11 +105,34 @@ class TestTpmProtector(CofferTestCase):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(auth)
+        if policy_key is not None:
+            section["policy_public_key"] = str(policy_key)
+            section["pcr_approvals_file"] = str(inst.dir / "pcr-approvals.json")
         inst.write_config()
+        if policy_key is not None:
+            self.approve(inst, self.operator_key)
         inst.init()
         if start:
             inst.start()
         return tpm, inst
+
+    def operator_keypair(self, name):
+        """An RSA-2048 operator key made with the openssl CLI: (private PEM path, public PEM path)."""
+        d = Path(tempfile.mkdtemp(prefix="coffer-it-opkey-"))
+        self.addCleanup(shutil.rmtree, d, True)
+        key, pub = d / f"{name}.key.pem", d / f"{name}.pub.pem"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                        "-out", str(key)], check=True, capture_output=True, timeout=60)
+        subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)],
+                       check=True, capture_output=True, timeout=60)
+        return key, pub
+
+    def approve(self, inst, key):
+        cp = inst.run_cofferctl("tpm", "approve", "--config", str(inst.config_path),
+                                "--signing-key", str(key))
+        self.assertEqual(cp.returncode, 0, cp.stdout + cp.stderr)
+        self.assertIn("Approved the present values of PCR 7,16", cp.stdout)
+        return cp
 
     def assertNoTransientHandles(self, tpm):
         self.assertEqual(tpm.transient_handles(), 0, "transient TPM objects leaked")
@@ -146,6 +170,39 @@ class TestTpmProtector(CofferTestCase):
         inst.start()
         r = inst.root("GET", "/v1/secret/app/db")
         self.assertEqual(self.assertEnvelope(r)["data"], {"password": "s3cret"})
+
+    def test_signed_pcr_policy_approved_update_starts_again(self):
+        self.operator_key, pub = self.operator_keypair("operator")
+        tpm, inst = self.tpm_instance(policy_key=pub)
+        inst.write_secret("app/db", {"password": "s3cret"})
+        inst.stop()
+        tpm.tool("tpm2_pcrextend", f"{PCR}:sha256=" + "ab" * 32)  # "the update"
+        pcr_message = (f"changed since the key was sealed; run the recovery ceremony or "
+                       "restore the measured state")
+        failure = inst.run_cofferd_expecting_failure()
+        self.assertFalse(failure.timed_out, "cofferd started on an unapproved PCR state")
+        self.assertIn(pcr_message, failure.stderr + failure.stdout)
+        # An approval of the new state signed by another key: still refused.
+        approvals_file = inst.dir / "pcr-approvals.json"
+        other_key, _ = self.operator_keypair("intruder")
+        self.approve(inst, other_key)
+        self.assertEqual(len(json.loads(approvals_file.read_text())), 2)
+        failure = inst.run_cofferd_expecting_failure()
+        self.assertFalse(failure.timed_out, "cofferd accepted an approval signed by another key")
+        self.assertNotEqual(failure.returncode, 0)
+        self.assertIn("no approved PCR policy for the present PCR values is signed by the policy signing key",
+                      failure.stderr + failure.stdout)
+        # The operator approves the verified new state; the forged entry stays in the file and
+        # must not hide the genuine one: cofferd starts, secrets read.
+        self.approve(inst, self.operator_key)
+        approvals = json.loads(approvals_file.read_text())
+        self.assertEqual(len(approvals), 3)
+        self.assertEqual(approvals[-1]["pcrs"], [7, PCR])
+        inst.start()
+        r = inst.root("GET", "/v1/secret/app/db")
+        self.assertEqual(self.assertEnvelope(r)["data"], {"password": "s3cret"})
+        inst.stop()
+        self.assertNoTransientHandles(tpm)
 
     def test_wrong_auth_value_refused_and_counted(self):
         tpm, inst = self.tpm_instance(start=False, auth="correct horse")

@@ -40,6 +40,18 @@ TEST_F(TpmConfigTest, DefaultsNeedOnlyTheType) {
   EXPECT_EQ(c->tpm.key_blob_file, "/var/lib/coffer/tpm-master-key.json");
   EXPECT_EQ(c->tpm.key_id, "coffer-mk-1");
   EXPECT_TRUE(c->tpm_auth_credential.empty());
+  EXPECT_TRUE(c->tpm_policy_public_key.empty());
+  EXPECT_TRUE(c->tpm_pcr_approvals_file.empty());
+}
+
+TEST_F(TpmConfigTest, SignedPcrPolicyOptionsAreRead) {
+  auto c = load(
+      "[protector]\ntype = \"tpm\"\n[protector.tpm]\n"
+      "policy_public_key = \"/etc/coffer/pcr-policy.pub.pem\"\n"
+      "pcr_approvals_file = \"/etc/coffer/pcr-approvals.json\"\n");
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->tpm_policy_public_key, "/etc/coffer/pcr-policy.pub.pem");
+  EXPECT_EQ(c->tpm_pcr_approvals_file, "/etc/coffer/pcr-approvals.json");
 }
 
 TEST_F(TpmConfigTest, EveryOptionIsRead) {
@@ -65,6 +77,11 @@ TEST_F(TpmConfigTest, MistakesAreRefusedNamingTheKey) {
       {"tcti = \"\"\n", "protector.tpm.tcti"},
       {"auth_credential = \"/etc/secret\"\n", "protector.tpm.auth_credential"},
       {"handle = 0x81000001\n", "protector.tpm.handle"},
+      {"policy_public_key = \"k.pem\"\npcr_approvals_file = \"/a.json\"\n", "protector.tpm.policy_public_key"},
+      {"policy_public_key = \"/k.pem\"\npcr_approvals_file = \"a.json\"\n", "protector.tpm.pcr_approvals_file"},
+      {"policy_public_key = \"/k.pem\"\n", "protector.tpm.policy_public_key"},
+      {"pcr_approvals_file = \"/a.json\"\n", "protector.tpm.pcr_approvals_file"},
+      {"policy_public_key = 1\n", "protector.tpm.policy_public_key"},
   };
   for (const auto& [extra, key] : cases) {
     auto c = load(std::string("[protector]\ntype = \"tpm\"\n[protector.tpm]\n") + extra);

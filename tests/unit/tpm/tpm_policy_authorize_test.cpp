@@ -26,7 +26,7 @@ namespace {
 constexpr char kPcrMessage[] =
     "PCR 16 changed since the key was sealed; run the recovery ceremony or restore the measured "
     "state";
-constexpr char kNotSigned[] = "is not signed by the policy signing key";
+constexpr char kNotSigned[] = "no approved PCR policy for the present PCR values is signed by the policy signing key";
 
 // An RSA-2048 operator key: its modulus for the protector, and a signer for approvals.
 class OperatorKey {
@@ -237,6 +237,17 @@ TEST_F(TpmPolicyAuthorizeTest, AnApprovalSignedByAnotherKeyIsRefused) {
   protector_ = open({boot, approve_present(intruder)});
   ASSERT_TRUE(protector_);
   expect_refused(Code::permission_denied, kNotSigned);
+}
+
+TEST_F(TpmPolicyAuthorizeTest, AForgedApprovalDoesNotHideAGenuineOne) {
+  init();
+  ASSERT_TRUE(protector_);
+  const OperatorKey intruder;
+  ASSERT_TRUE(tpm_->extend_pcr(16).ok());
+  // Both approve the present state; the forged one comes first in the file.
+  protector_ = open({approve_present(intruder), approve_present(operator_)});
+  ASSERT_TRUE(protector_);
+  expect_unwraps();
 }
 
 TEST_F(TpmPolicyAuthorizeTest, ATamperedApprovalIsRefused) {
