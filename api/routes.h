@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "api/vault_json.h"
 #include "api/vault_router.h"
@@ -41,5 +42,11 @@ HttpResponse unsupported_operation();
 std::optional<SecretJson> body_object(Services& s, Call& call, HttpResponse& error);
 // Copies plain JSON-able strings into SecretJson.
 inline SecretJson::string_t js(std::string_view v) { return SecretJson::string_t(v.begin(), v.end()); }
+// A JSON array of strings (policy names, list keys).
+inline SecretJson string_array(const std::vector<std::string>& v) {
+  SecretJson a = SecretJson::array();
+  for (const auto& s : v) a.push_back(js(s));
+  return a;
+}
 
 }  // namespace coffer::api

@@ -14,12 +14,6 @@ using auth::Capability;
 
 namespace {
 
-SecretJson string_array(const std::vector<std::string>& v) {
-  SecretJson a = SecretJson::array();
-  for (const auto& s : v) a.push_back(js(s));
-  return a;
-}
-
 SecretJson meta_object(const std::map<std::string, std::string>& meta) {
   SecretJson m = SecretJson::object();
   for (const auto& [k, v] : meta) m[js(k)] = js(v);

@@ -32,9 +32,7 @@ std::optional<HttpResponse> route_kv(Services& s, Call& call) {
     if (!keys.ok()) return storage_failure(call, keys.status());
     if (keys->empty()) return error_response(404, {});
     SecretJson e = envelope(call.request_id);
-    e["data"] = SecretJson::object();
-    e["data"]["keys"] = SecretJson::array();
-    for (const auto& k : *keys) e["data"]["keys"].push_back(js(k));
+    e["data"] = SecretJson{{"keys", string_array(*keys)}};
     e["mount_type"] = "kv";
     return json_response(200, e);
   }

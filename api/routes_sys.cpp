@@ -82,10 +82,7 @@ HttpResponse sys_data_response(const Call& call, const SecretJson& data) {
 
 HttpResponse keys_response(const Call& call, const std::vector<std::string>& keys) {
   if (keys.empty()) return error_response(404, {});
-  SecretJson data;
-  data["keys"] = SecretJson::array();
-  for (const auto& k : keys) data["keys"].push_back(js(k));
-  return sys_data_response(call, data);
+  return sys_data_response(call, SecretJson{{"keys", string_array(keys)}});
 }
 
 // Policy endpoints: `acl_style` = sys/policies/acl (body/field "policy"), otherwise the legacy
@@ -99,14 +96,7 @@ std::optional<HttpResponse> policy_routes(Services& s, Call& call, std::string_v
     auto names = s.policies.list();
     if (!names.ok()) return status_response(names.status());
     if (acl_style) return keys_response(call, *names);
-    SecretJson data;
-    data["keys"] = SecretJson::array();
-    data["policies"] = SecretJson::array();
-    for (const auto& n : *names) {
-      data["keys"].push_back(js(n));
-      data["policies"].push_back(js(n));
-    }
-    return sys_data_response(call, data);
+    return sys_data_response(call, SecretJson{{"keys", string_array(*names)}, {"policies", string_array(*names)}});
   }
   if (p.substr(0, base.size() + 1) != std::string(base) + "/") return std::nullopt;
   const std::string name(p.substr(base.size() + 1));

@@ -51,12 +51,6 @@ const char* vault_operation(const std::string& method) {
   return "update";
 }
 
-SecretJson string_list(const std::vector<std::string>& v) {
-  SecretJson a = SecretJson::array();
-  for (const auto& s : v) a.push_back(js(s));
-  return a;
-}
-
 // Vault's audit entry (AuditRequestEntry / AuditResponseEntry). Values are redacted by audit/
 // (HMAC unless allow-listed), so tokens and bodies go in as they are.
 SecretJson audit_entry(Services& s, const Call& call, const HttpResponse* response, bool is_response) {
@@ -89,8 +83,8 @@ SecretJson audit_entry(Services& s, const Call& call, const HttpResponse* respon
     a["client_token"] = js(call.token);
     a["accessor"] = js(c.accessor);
     a["display_name"] = js(c.display_name);
-    a["policies"] = string_list(c.policies);
-    a["token_policies"] = string_list(c.policies);
+    a["policies"] = string_array(c.policies);
+    a["token_policies"] = string_array(c.policies);
     a["token_type"] = js(c.type);
     a["token_ttl"] = c.creation_ttl;
     a["token_issue_time"] = c.issue_time;
