@@ -92,7 +92,7 @@ json token_lookup_data(const TokenInfo& info, std::string_view id) {
               {"type", info.type}};
 }
 
-Result<std::vector<std::uint8_t>> TokenStore::hash(std::string_view domain, std::string_view value) const {
+Result<std::vector<std::uint8_t>> TokenStore::keyed_hash(std::string_view domain, std::string_view value) const {
   if (key_.size() < 32) {
     return Error(Code::failed_precondition, "the token-hash key is missing or shorter than 32 bytes");
   }
@@ -167,7 +167,16 @@ Result<storage::TokenRow> TokenStore::live_row(std::string_view presented_token,
   return row;
 }
 
+Result<std::vector<std::uint8_t>> TokenStore::token_hash(std::string_view presented_token) const {
+  if (presented_token.empty() || presented_token.size() > kMaxPresentedToken) return denied();
+  return hash(kTokenDomain, presented_token);
+}
+
 Result<IssuedToken> TokenStore::create(const TokenSpec& spec) {
+  return create(spec, [this](const storage::TokenRow& row) { return storage_.insert_token(row); });
+}
+
+Result<IssuedToken> TokenStore::create(const TokenSpec& spec, const InsertToken& insert) {
   if (spec.ttl < 0 || spec.max_ttl < 0) return Error(Code::invalid_argument, "TTLs must not be negative");
   const std::int64_t now = clock_();
   std::vector<std::string> policies = sanitize_policies(spec.policies);
@@ -229,7 +238,7 @@ Result<IssuedToken> TokenStore::create(const TokenSpec& spec) {
   row.display_name = spec.display_name;
   row.path = spec.path;
   row.bound_cert_fingerprint = normalize_fingerprint(spec.bound_cert_fingerprint);
-  COFFER_RETURN_IF_ERROR(storage_.insert_token(row));
+  COFFER_RETURN_IF_ERROR(insert(row));
 
   COFFER_ASSIGN_OR_RETURN(TokenInfo info, to_info(row));
   return IssuedToken{std::move(token), accessor, std::move(info)};

@@ -101,6 +101,12 @@ class TokenStore {
   // (negative TTLs, no_expiry on a non-root token), permission_denied (parent unknown, expired,
   // or policies not a subset), storage errors.
   Result<IssuedToken> create(const TokenSpec& spec);
+  // create() with the storage write done by `insert` instead of Storage::insert_token, for
+  // callers that must store the token in the same transaction as something else (AppRole's
+  // secret-ID use, a wrapped response). `insert` gets the finished row; its error is returned
+  // as is and no token is handed out.
+  using InsertToken = std::function<Status(const storage::TokenRow&)>;
+  Result<IssuedToken> create(const TokenSpec& spec, const InsertToken& insert);
   // create() under the parent given as the presented parent token (checked like lookup()).
   Result<IssuedToken> create_child(std::string_view parent_token,
                                    std::string_view presenter_cert_fingerprint, TokenSpec spec);
@@ -137,8 +143,18 @@ class TokenStore {
   // Deletes every expired token (and its children). Returns how many.
   Result<std::uint64_t> sweep_expired();
 
+  // HMAC-SHA256(token-hash key, domain || 0 || value): how every stored credential handle is
+  // derived (tokens, accessors, AppRole secret IDs). Each kind uses its own domain string so a
+  // hash of one kind can never match another.
+  Result<std::vector<std::uint8_t>> keyed_hash(std::string_view domain, std::string_view value) const;
+  // The hash under which a presented token would be stored (for the wrapping endpoints, which
+  // take a wrapping token in the body). Errors: permission_denied for an empty or oversized token.
+  Result<std::vector<std::uint8_t>> token_hash(std::string_view presented_token) const;
+
  private:
-  Result<std::vector<std::uint8_t>> hash(std::string_view domain, std::string_view value) const;
+  Result<std::vector<std::uint8_t>> hash(std::string_view domain, std::string_view value) const {
+    return keyed_hash(domain, value);
+  }
   // The live row for a presented token (expired rows are deleted and reported as unknown);
   // the binding is checked unless `fingerprint` is null.
   Result<storage::TokenRow> live_row(std::string_view presented_token, const std::string_view* fingerprint);

@@ -68,6 +68,59 @@ CREATE TABLE cert_roles (
   json TEXT NOT NULL
 );
 )sql"},
+    {2, "approle, response wrapping and request nonces", R"sql(
+-- AppRole roles: the role document (JSON) plus its role_id, unique because login finds the role
+-- by it. role_id is an identifier, not a secret (Vault treats it like a username).
+CREATE TABLE approle_roles (
+  name    TEXT PRIMARY KEY NOT NULL,
+  role_id TEXT NOT NULL UNIQUE,
+  json    TEXT NOT NULL
+);
+-- Secret IDs: only keyed hashes are stored, like tokens. uses_left counts down for limited
+-- secret IDs (num_uses > 0); a used-up row stays as a tombstone (uses_left = 0) until
+-- expires_at, so that a second use is recognised as a replay rather than as an unknown ID.
+CREATE TABLE approle_secret_ids (
+  secret_id_hash BLOB PRIMARY KEY NOT NULL,
+  accessor_hash  BLOB NOT NULL UNIQUE,
+  accessor       TEXT NOT NULL,
+  role_name      TEXT NOT NULL REFERENCES approle_roles (name) ON DELETE CASCADE,
+  metadata_json  TEXT NOT NULL,
+  cidrs_json     TEXT NOT NULL,
+  num_uses       INTEGER NOT NULL CHECK (num_uses >= 0),
+  uses_left      INTEGER NOT NULL CHECK (uses_left >= 0),
+  created_at     INTEGER NOT NULL,
+  expires_at     INTEGER NOT NULL,
+  last_used_at   INTEGER NOT NULL
+);
+CREATE INDEX approle_secret_ids_by_role ON approle_secret_ids (role_name);
+CREATE INDEX approle_secret_ids_by_expiry ON approle_secret_ids (expires_at) WHERE expires_at > 0;
+-- Which tokens each secret ID produced, so that a replay can revoke them. Both sides cascade:
+-- a revoked token or a destroyed secret ID takes its link rows with it.
+CREATE TABLE approle_secret_id_tokens (
+  secret_id_hash BLOB NOT NULL REFERENCES approle_secret_ids (secret_id_hash) ON DELETE CASCADE,
+  token_hash     BLOB NOT NULL REFERENCES tokens (token_hash) ON DELETE CASCADE,
+  PRIMARY KEY (secret_id_hash, token_hash)
+);
+CREATE INDEX approle_secret_id_tokens_by_token ON approle_secret_id_tokens (token_hash);
+-- Response wrapping: the wrapped response, sealed by the barrier, hangs off its single-use
+-- wrapping token and disappears with it (unwrap, expiry sweep or revocation).
+CREATE TABLE wrapped_responses (
+  token_hash    BLOB PRIMARY KEY NOT NULL REFERENCES tokens (token_hash) ON DELETE CASCADE,
+  creation_path TEXT NOT NULL,
+  created_at    INTEGER NOT NULL,
+  ttl_seconds   INTEGER NOT NULL,
+  dek_version   INTEGER NOT NULL CHECK (dek_version > 0),
+  sealed        BLOB NOT NULL
+);
+-- Request nonces (X-Coffer-Nonce), per caller scope, kept until their window has passed.
+CREATE TABLE request_nonces (
+  scope      TEXT NOT NULL,
+  nonce      TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (scope, nonce)
+);
+CREATE INDEX request_nonces_by_expiry ON request_nonces (expires_at);
+)sql"},
 };
 
 }  // namespace

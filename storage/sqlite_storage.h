@@ -103,6 +103,35 @@ class SqliteStorage final : public Storage {
   Result<bool> delete_cert_role(const std::string& name) override;
   Result<std::vector<std::string>> list_cert_roles() override;
 
+  Status put_approle_role(const ApproleRoleRow& row) override;
+  Result<std::optional<ApproleRoleRow>> get_approle_role(const std::string& name) override;
+  Result<std::optional<ApproleRoleRow>> get_approle_role_by_role_id(const std::string& role_id) override;
+  Result<bool> delete_approle_role(const std::string& name) override;
+  Result<std::vector<std::string>> list_approle_roles() override;
+
+  Status insert_secret_id(const SecretIdRow& row) override;
+  Result<std::optional<SecretIdRow>> get_secret_id(const std::vector<std::uint8_t>& secret_id_hash) override;
+  Result<std::optional<SecretIdRow>> get_secret_id_by_accessor(
+      const std::vector<std::uint8_t>& accessor_hash) override;
+  Result<std::vector<std::string>> list_secret_id_accessors(const std::string& role_name) override;
+  Result<bool> delete_secret_id(const std::vector<std::uint8_t>& secret_id_hash) override;
+  Result<SecretIdUse> use_secret_id(const std::vector<std::uint8_t>& secret_id_hash,
+                                    const std::string& role_name, std::int64_t now,
+                                    std::int64_t tombstone_until, const TokenRow& token) override;
+  Result<std::uint64_t> delete_expired_secret_ids(std::int64_t now) override;
+
+  Status insert_wrapped_response(const TokenRow& token, const WrappedResponseRow& row) override;
+  Result<std::optional<WrappedResponseRow>> get_wrapped_response(
+      const std::vector<std::uint8_t>& token_hash) override;
+  Result<std::optional<WrappedResponseRow>> take_wrapped_response(
+      const std::vector<std::uint8_t>& token_hash) override;
+  Result<bool> replace_wrapped_response(const std::vector<std::uint8_t>& old_token_hash,
+                                        const TokenRow& token, const WrappedResponseRow& row) override;
+
+  Result<bool> record_nonce(const std::string& scope, const std::string& nonce,
+                            std::int64_t expires_at) override;
+  Result<std::uint64_t> delete_expired_nonces(std::int64_t now) override;
+
  private:
   class Query;        // a borrowed cached statement: binds, steps, resets on destruction
   class Transaction;  // BEGIN IMMEDIATE ... COMMIT, rolled back unless committed
@@ -118,6 +147,13 @@ class SqliteStorage final : public Storage {
   Status error(int rc, std::string_view what) const;
 
   Status insert_keyring_row_locked(const KeyringRow& row);
+  Status insert_token_locked(const TokenRow& row);
+  Status insert_wrapped_locked(const TokenRow& token, const WrappedResponseRow& row);
+  Result<std::optional<WrappedResponseRow>> get_wrapped_locked(const std::vector<std::uint8_t>& token_hash);
+  Result<std::optional<SecretIdRow>> get_secret_id_by(int sql, const std::vector<std::uint8_t>& key,
+                                                      std::string_view what);
+  Result<std::optional<ApproleRoleRow>> get_approle_role_by(int sql, const std::string& key,
+                                                            std::string_view what);
   Result<std::optional<TokenRow>> get_token_by(int sql, const std::vector<std::uint8_t>& key,
                                                std::string_view what);
   // Deletes the tokens `delete_sql` selects with their descendants, counted by `count_sql`

@@ -17,6 +17,11 @@ namespace {
   " UNION SELECT t.token_hash FROM tokens t JOIN tree ON t.parent_hash = tree.h) "
 #define COFFER_ROOT_BY_HASH "SELECT token_hash FROM tokens WHERE token_hash = ?1"
 #define COFFER_ROOTS_EXPIRED "SELECT token_hash FROM tokens WHERE expires_at > 0 AND expires_at <= ?1"
+#define COFFER_ROOTS_OF_SECRET_ID \
+  "SELECT token_hash FROM approle_secret_id_tokens WHERE secret_id_hash = ?1"
+#define COFFER_SECRET_ID_SELECT                                                          \
+  "SELECT secret_id_hash, accessor_hash, accessor, role_name, metadata_json, cidrs_json, " \
+  "num_uses, uses_left, created_at, expires_at, last_used_at FROM approle_secret_ids "
 #define COFFER_TOKEN_SELECT                                                                \
   "SELECT token_hash, accessor_hash, accessor, parent_hash, policies_json, meta_json, "  \
   "display_name, path, bound_cert_fingerprint, issued_at, expires_at, max_expires_at, "  \
@@ -72,6 +77,49 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     /* kGetCertRole */ "SELECT name, json FROM cert_roles WHERE name = ?1",
     /* kDeleteCertRole */ "DELETE FROM cert_roles WHERE name = ?1",
     /* kListCertRoles */ "SELECT name FROM cert_roles ORDER BY name",
+    /* kPutApproleRole */
+    "INSERT INTO approle_roles (name, role_id, json) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (name) DO UPDATE SET role_id = excluded.role_id, json = excluded.json",
+    /* kGetApproleRole */ "SELECT name, role_id, json FROM approle_roles WHERE name = ?1",
+    /* kGetApproleRoleByRoleId */ "SELECT name, role_id, json FROM approle_roles WHERE role_id = ?1",
+    /* kDeleteApproleRole */ "DELETE FROM approle_roles WHERE name = ?1",
+    /* kListApproleRoles */ "SELECT name FROM approle_roles ORDER BY name",
+    /* kInsertSecretId */
+    "INSERT INTO approle_secret_ids (secret_id_hash, accessor_hash, accessor, role_name, "
+    "metadata_json, cidrs_json, num_uses, uses_left, created_at, expires_at, last_used_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    /* kGetSecretId */ COFFER_SECRET_ID_SELECT "WHERE secret_id_hash = ?1",
+    /* kGetSecretIdByAccessor */ COFFER_SECRET_ID_SELECT "WHERE accessor_hash = ?1",
+    /* kListSecretIdAccessors */
+    "SELECT accessor FROM approle_secret_ids WHERE role_name = ?1 AND (num_uses = 0 OR uses_left > 0) "
+    "ORDER BY accessor",
+    /* kDeleteSecretId */ "DELETE FROM approle_secret_ids WHERE secret_id_hash = ?1",
+    // SET expressions all see the row as it was, so `uses_left = 1` means "this is the last use";
+    // the tombstone then lives at least until ?3.
+    /* kConsumeSecretIdUse */
+    "UPDATE approle_secret_ids SET "
+    "uses_left = CASE WHEN num_uses > 0 THEN uses_left - 1 ELSE uses_left END, "
+    "last_used_at = ?2, "
+    "expires_at = CASE WHEN num_uses > 0 AND uses_left = 1 AND (expires_at = 0 OR expires_at < ?3) "
+    "THEN ?3 ELSE expires_at END "
+    "WHERE secret_id_hash = ?1 AND (num_uses = 0 OR uses_left > 0)",
+    /* kLinkSecretIdToken */
+    "INSERT INTO approle_secret_id_tokens (secret_id_hash, token_hash) VALUES (?1, ?2)",
+    /* kCountSecretIdTokenTrees */ COFFER_TOKEN_TREE(COFFER_ROOTS_OF_SECRET_ID) "SELECT count(*) FROM tree",
+    /* kDeleteSecretIdTokenTrees */
+    "DELETE FROM tokens WHERE token_hash IN (" COFFER_TOKEN_TREE(COFFER_ROOTS_OF_SECRET_ID) "SELECT h FROM tree)",
+    /* kDeleteExpiredSecretIds */ "DELETE FROM approle_secret_ids WHERE expires_at > 0 AND expires_at <= ?1",
+    /* kInsertWrapped */
+    "INSERT INTO wrapped_responses (token_hash, creation_path, created_at, ttl_seconds, dek_version, sealed) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* kGetWrapped */
+    "SELECT creation_path, created_at, ttl_seconds, dek_version, sealed FROM wrapped_responses "
+    "WHERE token_hash = ?1",
+    /* kDeleteTokenRow */ "DELETE FROM tokens WHERE token_hash = ?1",
+    /* kInsertNonce */
+    "INSERT INTO request_nonces (scope, nonce, expires_at) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (scope, nonce) DO NOTHING",
+    /* kDeleteExpiredNonces */ "DELETE FROM request_nonces WHERE expires_at <= ?1",
 };
 // A forgotten entry would leave a null pointer that fails every prepare at open.
 static_assert(kSql.back() != nullptr, "sql_text() must have one entry per Sql enumerator");
@@ -80,6 +128,8 @@ static_assert(kSql.back() != nullptr, "sql_text() must have one entry per Sql en
 #undef COFFER_ROOT_BY_HASH
 #undef COFFER_ROOTS_EXPIRED
 #undef COFFER_TOKEN_SELECT
+#undef COFFER_ROOTS_OF_SECRET_ID
+#undef COFFER_SECRET_ID_SELECT
 
 Result<std::uint32_t> as_version(std::int64_t v, std::string_view what) {
   if (v <= 0 || v > std::numeric_limits<std::uint32_t>::max()) {
@@ -260,6 +310,10 @@ Result<std::vector<std::string>> SqliteStorage::list_secrets(const std::string& 
 
 Status SqliteStorage::insert_token(const TokenRow& row) {
   std::lock_guard lock(mu_);
+  return insert_token_locked(row);
+}
+
+Status SqliteStorage::insert_token_locked(const TokenRow& row) {
   Query q(*this, kInsertToken, "insert_token");
   q.blob(1, row.token_hash).blob(2, row.accessor_hash).text(3, row.accessor);
   if (row.parent_hash) {

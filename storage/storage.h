@@ -58,6 +58,53 @@ struct NamedDocument {
   std::string json;
 };
 
+// An AppRole role: its JSON document and its role_id (unique; login finds the role by it).
+struct ApproleRoleRow {
+  std::string name;
+  std::string role_id;
+  std::string json;
+};
+
+// One secret ID of an AppRole role. The secret ID itself is never stored, only
+// HMAC(token-hash key, domain || secret ID), like tokens.
+struct SecretIdRow {
+  std::vector<std::uint8_t> secret_id_hash;  // 32 bytes, primary key
+  std::vector<std::uint8_t> accessor_hash;   // 32 bytes, unique
+  std::string accessor;                      // public handle, not a credential
+  std::string role_name;
+  std::string metadata_json;                 // JSON object of strings
+  std::string cidrs_json;                    // JSON array of CIDR blocks, [] = any address
+  std::int64_t num_uses = 0;                 // 0 = unlimited
+  std::int64_t uses_left = 0;                // limited IDs: uses remaining; 0 = used up
+  std::int64_t created_at = 0;               // unix seconds
+  std::int64_t expires_at = 0;               // unix seconds, 0 = never
+  std::int64_t last_used_at = 0;             // unix seconds, 0 = never used
+};
+
+// What use_secret_id() found and did.
+enum class SecretIdUseOutcome {
+  kIssued,    // one use consumed and the token inserted, in one transaction
+  kUnknown,   // no such secret ID (never existed, destroyed, or swept)
+  kExpired,   // past expires_at; nothing changed
+  kReplayed,  // a used-up single/limited-use secret ID presented again: the tokens the earlier
+              // uses produced (with their children) were revoked in the same transaction
+};
+struct SecretIdUse {
+  SecretIdUseOutcome outcome = SecretIdUseOutcome::kUnknown;
+  SecretIdRow row;                  // the row before this use (empty for kUnknown)
+  std::uint64_t revoked_tokens = 0; // kReplayed: how many tokens were revoked
+};
+
+// A response-wrapped response: the barrier-sealed response body, owned by its wrapping token.
+struct WrappedResponseRow {
+  std::vector<std::uint8_t> token_hash;  // the wrapping token's hash (tokens.token_hash)
+  std::string creation_path;             // the request path that produced the response
+  std::int64_t created_at = 0;           // unix seconds
+  std::int64_t ttl_seconds = 0;
+  std::uint32_t dek_version = 0;
+  std::vector<std::uint8_t> sealed;
+};
+
 class Storage {
  public:
   virtual ~Storage() = default;
@@ -109,6 +156,58 @@ class Storage {
   virtual Result<std::optional<NamedDocument>> get_cert_role(const std::string& name) = 0;
   virtual Result<bool> delete_cert_role(const std::string& name) = 0;
   virtual Result<std::vector<std::string>> list_cert_roles() = 0;
+
+  // --- AppRole ---
+  // Insert or replace by name. Errors: already_exists when another role has this role_id.
+  virtual Status put_approle_role(const ApproleRoleRow& row) = 0;
+  virtual Result<std::optional<ApproleRoleRow>> get_approle_role(const std::string& name) = 0;
+  virtual Result<std::optional<ApproleRoleRow>> get_approle_role_by_role_id(const std::string& role_id) = 0;
+  // Deletes the role and all its secret IDs (tokens already issued stay until they expire).
+  virtual Result<bool> delete_approle_role(const std::string& name) = 0;
+  virtual Result<std::vector<std::string>> list_approle_roles() = 0;
+
+  // Errors: already_exists (hash or accessor taken), not_found (no such role).
+  virtual Status insert_secret_id(const SecretIdRow& row) = 0;
+  virtual Result<std::optional<SecretIdRow>> get_secret_id(const std::vector<std::uint8_t>& secret_id_hash) = 0;
+  virtual Result<std::optional<SecretIdRow>> get_secret_id_by_accessor(
+      const std::vector<std::uint8_t>& accessor_hash) = 0;
+  // Accessors of the role's secret IDs that can still be used, sorted.
+  virtual Result<std::vector<std::string>> list_secret_id_accessors(const std::string& role_name) = 0;
+  // Destroys a secret ID (its tombstone too). Returns whether a row was deleted.
+  virtual Result<bool> delete_secret_id(const std::vector<std::uint8_t>& secret_id_hash) = 0;
+  // The atomic login step, one write transaction: checks the secret ID (must belong to
+  // `role_name`, else kUnknown), consumes one use, inserts `token` and links it to the secret
+  // ID. A used-up limited secret ID is kept as a tombstone until max(its expiry,
+  // `tombstone_until`); presenting it again gives kReplayed and revokes every token it produced.
+  // Two concurrent calls with a single-use secret ID: exactly one gets kIssued.
+  virtual Result<SecretIdUse> use_secret_id(const std::vector<std::uint8_t>& secret_id_hash,
+                                            const std::string& role_name, std::int64_t now,
+                                            std::int64_t tombstone_until, const TokenRow& token) = 0;
+  // Deletes secret IDs (and tombstones) with 0 < expires_at <= now. Returns how many.
+  virtual Result<std::uint64_t> delete_expired_secret_ids(std::int64_t now) = 0;
+
+  // --- response wrapping ---
+  // Inserts the wrapping token and its response in one transaction.
+  virtual Status insert_wrapped_response(const TokenRow& token, const WrappedResponseRow& row) = 0;
+  virtual Result<std::optional<WrappedResponseRow>> get_wrapped_response(
+      const std::vector<std::uint8_t>& token_hash) = 0;
+  // Unwrap: returns the response and deletes it with its wrapping token, in one transaction.
+  // Two concurrent calls: exactly one gets the row, the other nullopt.
+  virtual Result<std::optional<WrappedResponseRow>> take_wrapped_response(
+      const std::vector<std::uint8_t>& token_hash) = 0;
+  // Rewrap: deletes the old wrapping token (and response) and inserts the new ones, in one
+  // transaction. Returns false (and changes nothing) when the old token is already gone.
+  virtual Result<bool> replace_wrapped_response(const std::vector<std::uint8_t>& old_token_hash,
+                                                const TokenRow& token, const WrappedResponseRow& row) = 0;
+
+  // --- request nonces ---
+  // Records (scope, nonce) until expires_at. Returns false when it is already recorded (a
+  // replay); the check and the insert are one statement, so concurrent duplicates cannot both
+  // get true.
+  virtual Result<bool> record_nonce(const std::string& scope, const std::string& nonce,
+                                    std::int64_t expires_at) = 0;
+  // Deletes nonces with expires_at <= now. Returns how many.
+  virtual Result<std::uint64_t> delete_expired_nonces(std::int64_t now) = 0;
 };
 
 }  // namespace coffer::storage

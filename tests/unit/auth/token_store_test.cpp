@@ -412,5 +412,25 @@ TEST_F(TokenStoreTest, TokenNeverStoredInPlaintext) {
   }
 }
 
+TEST_F(TokenStoreTest, CustomInsertStoresTheRowOrHandsOutNothing) {
+  TokenSpec spec;
+  spec.policies = {"app"};
+  std::vector<std::uint8_t> seen_hash;
+  auto stored = store_->create(spec, [&](const storage::TokenRow& row) {
+    seen_hash = row.token_hash;
+    return storage_->insert_token(row);
+  });
+  ASSERT_TRUE(stored.ok()) << stored.status().to_string();
+  EXPECT_EQ(*store_->token_hash(tok(*stored)), seen_hash);
+  EXPECT_TRUE(store_->lookup(tok(*stored), "").ok());
+
+  auto refused = store_->create(spec, [](const storage::TokenRow&) {
+    return Status(Error(Code::permission_denied, "secret ID already used"));
+  });
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(), "secret ID already used");
+  EXPECT_EQ(store_->token_hash("").status().code(), Code::permission_denied);
+}
+
 }  // namespace
 }  // namespace coffer::auth
