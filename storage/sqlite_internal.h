@@ -19,6 +19,9 @@ enum Sql : int {
   kBegin,
   kCommit,
   kRollback,
+  kSavepoint,
+  kReleaseSavepoint,
+  kRollbackToSavepoint,
   kGetMeta,
   kPutMeta,
   kLoadKeyring,
@@ -74,12 +77,30 @@ const std::array<const char*, kSqlCount>& sql_text();
 // sqlite result code (extended codes included) -> canonical code.
 Code sqlite_code(int rc);
 
+// A read connection locked for one operation; released (unlocked) on destruction.
+class SqliteStorage::ReadLease {
+ public:
+  ReadLease(Reader& reader, std::unique_lock<std::mutex> lock) : reader_(reader), lock_(std::move(lock)) {}
+  Reader& operator*() const { return reader_; }
+  Reader* get() const { return &reader_; }
+
+ private:
+  Reader& reader_;
+  std::unique_lock<std::mutex> lock_;
+};
+
 // A cached statement borrowed for one use. Bind errors are remembered and reported by the
 // first step(). The destructor resets the statement and clears its bindings. The caller holds
-// the storage mutex for the Query's whole life.
+// the connection's mutex (the storage mutex for the writer, a ReadLease for a reader) for the
+// Query's whole life.
 class SqliteStorage::Query {
  public:
+  // On the writer connection.
   Query(SqliteStorage& owner, int sql, std::string_view what);
+  // On a read connection.
+  Query(SqliteStorage& owner, Reader& reader, int sql, std::string_view what);
+  // On the reader when not null, else on the writer.
+  Query(SqliteStorage& owner, Reader* reader, int sql, std::string_view what);
   ~Query();
   Query(const Query&) = delete;
   Query& operator=(const Query&) = delete;
@@ -105,6 +126,7 @@ class SqliteStorage::Query {
   void note(int rc);
 
   SqliteStorage& owner_;
+  sqlite3* db_;
   sqlite3_stmt* stmt_;
   std::string_view what_;
   int bind_rc_ = 0;  // SQLITE_OK

@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -86,7 +87,8 @@ Result<std::unique_ptr<SqliteStorage>> SqliteStorage::open(const std::string& pa
     return Error(sqlite_code(rc), prefix + message);
   }
   std::unique_ptr<SqliteStorage> storage(new SqliteStorage(db, path));
-  for (auto step : {&SqliteStorage::configure, &SqliteStorage::migrate, &SqliteStorage::prepare_all}) {
+  for (auto step : {&SqliteStorage::configure, &SqliteStorage::migrate, &SqliteStorage::prepare_all,
+                    &SqliteStorage::open_readers}) {
     const Status status = (storage.get()->*step)();
     if (!status.ok()) return Error(status.code(), prefix + status.message());
   }
@@ -94,6 +96,10 @@ Result<std::unique_ptr<SqliteStorage>> SqliteStorage::open(const std::string& pa
 }
 
 SqliteStorage::~SqliteStorage() {
+  for (auto& reader : readers_) {
+    for (sqlite3_stmt* stmt : reader->statements) sqlite3_finalize(stmt);
+    sqlite3_close_v2(reader->db);
+  }
   for (sqlite3_stmt* stmt : statements_) sqlite3_finalize(stmt);
   sqlite3_close_v2(db_);
 }
@@ -153,19 +159,144 @@ Status SqliteStorage::migrate() {
   return Status::Ok();
 }
 
-Status SqliteStorage::prepare_all() {
+namespace {
+
+Status prepare_statements(sqlite3* db, std::vector<sqlite3_stmt*>& statements) {
   const auto& table = sql_text();
-  statements_.assign(table.size(), nullptr);
+  statements.assign(table.size(), nullptr);
   for (std::size_t i = 0; i < table.size(); ++i) {
     // PERSISTENT: these live as long as the connection; sqlite allocates them accordingly.
-    const int rc = sqlite3_prepare_v3(db_, table[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                      &statements_[i], nullptr);
+    const int rc = sqlite3_prepare_v3(db, table[i], -1, SQLITE_PREPARE_PERSISTENT, &statements[i], nullptr);
     if (rc != SQLITE_OK) {
-      return Error(Code::internal, std::string("cannot prepare statement: ") + sqlite3_errmsg(db_) +
+      return Error(Code::internal, std::string("cannot prepare statement: ") + sqlite3_errmsg(db) +
                                        " in: " + table[i]);
     }
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+Status SqliteStorage::prepare_all() { return prepare_statements(db_, statements_); }
+
+// Read connections: opened after the writer has configured and migrated the file, with the same
+// defences, and query_only so that a bug can never write through them.
+Status SqliteStorage::open_readers() {
+  for (std::size_t i = 0; i < kReadConnections; ++i) {
+    auto reader = std::make_unique<Reader>();
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE;
+    const int rc = sqlite3_open_v2(path_.c_str(), &reader->db, flags, nullptr);
+    if (rc != SQLITE_OK) {
+      Status st = Error(sqlite_code(rc), std::string("read connection: ") +
+                                             (reader->db != nullptr ? sqlite3_errmsg(reader->db) : sqlite3_errstr(rc)));
+      sqlite3_close_v2(reader->db);
+      return st;
+    }
+    readers_.push_back(std::move(reader));
+    sqlite3* db = readers_.back()->db;
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
+    sqlite3_busy_timeout(db, kBusyTimeoutMs);
+    char* message = nullptr;
+    // A small page cache each: the OS page cache is shared, these are per connection.
+    if (sqlite3_exec(db, "PRAGMA query_only=ON; PRAGMA cache_size=-1024;", nullptr, nullptr, &message) != SQLITE_OK) {
+      std::string text = message != nullptr ? message : "unknown error";
+      sqlite3_free(message);
+      return Error(Code::internal, "read connection: " + text);
+    }
+    COFFER_RETURN_IF_ERROR(prepare_statements(db, readers_.back()->statements));
+  }
+  return Status::Ok();
+}
+
+// Any free reader, starting from one chosen per thread so threads spread out; if all are busy,
+// wait for this thread's own.
+SqliteStorage::ReadLease SqliteStorage::read() {
+  static std::atomic<unsigned> next_thread{0};
+  thread_local const unsigned home = next_thread.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t n = readers_.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    Reader& r = *readers_[(home + i) % n];
+    std::unique_lock lock(r.mu, std::try_to_lock);
+    if (lock.owns_lock()) return ReadLease(r, std::move(lock));
+  }
+  Reader& r = *readers_[home % n];
+  return ReadLease(r, std::unique_lock(r.mu));
+}
+
+// --- group commit ---
+
+// The first caller to find no leader becomes the leader: it takes the whole queue, runs it as
+// one transaction on the writer, marks every entry done and wakes the waiters. A waiter whose
+// entry is still queued when the leader finishes becomes the next leader.
+Status SqliteStorage::grouped(const std::function<Status()>& op) {
+  PendingWrite me{&op, Status::Ok(), false};
+  std::unique_lock lock(group_mu_);
+  group_queue_.push_back(&me);
+  while (!me.done) {
+    if (group_leader_active_) {
+      group_cv_.wait(lock);
+      continue;
+    }
+    group_leader_active_ = true;
+    std::vector<PendingWrite*> batch;
+    batch.swap(group_queue_);
+    lock.unlock();
+    run_batch(batch);
+    lock.lock();
+    for (PendingWrite* w : batch) w->done = true;
+    group_leader_active_ = false;
+    group_cv_.notify_all();
+  }
+  return me.result;
+}
+
+void SqliteStorage::run_batch(const std::vector<PendingWrite*>& batch) {
+  std::lock_guard lock(mu_);
+  if (batch.size() == 1) {  // nothing to share: plain autocommit, no savepoint overhead
+    batch[0]->result = (*batch[0]->op)();
+    return;
+  }
+  if (Status begin = Query(*this, kBegin, "begin transaction").run(); !begin.ok()) {
+    for (PendingWrite* w : batch) w->result = begin;
+    return;
+  }
+  Status aborted = Status::Ok();
+  for (PendingWrite* w : batch) {
+    if (!aborted.ok()) {
+      w->result = aborted;
+      continue;
+    }
+    w->result = Query(*this, kSavepoint, "savepoint").run();
+    if (w->result.ok()) {
+      w->result = (*w->op)();
+      if (w->result.ok()) {
+        w->result = Query(*this, kReleaseSavepoint, "release savepoint").run();
+      } else if (sqlite3_get_autocommit(db_) == 0) {
+        (void)Query(*this, kRollbackToSavepoint, "rollback to savepoint").run();
+        (void)Query(*this, kReleaseSavepoint, "release savepoint").run();
+      }
+    }
+    // Some errors (I/O, disk full) make sqlite roll the whole transaction back: then the
+    // entries before this one were lost too.
+    if (sqlite3_get_autocommit(db_) != 0) {
+      aborted = Error(Code::unavailable, "a grouped write on database " + path_ +
+                                             " was rolled back: " + w->result.message());
+      if (w->result.ok()) w->result = aborted;
+    }
+  }
+  if (!aborted.ok()) {
+    for (PendingWrite* w : batch) {
+      if (w->result.ok()) w->result = aborted;
+    }
+    return;
+  }
+  if (Status commit = Query(*this, kCommit, "commit").run(); !commit.ok()) {
+    (void)Query(*this, kRollback, "rollback").run();
+    for (PendingWrite* w : batch) {
+      if (w->result.ok()) w->result = commit;
+    }
+  }
 }
 
 Status SqliteStorage::exec_raw(const std::string& sql) {
@@ -202,9 +333,9 @@ Result<std::int64_t> SqliteStorage::query_int(const char* sql) {
   return value;
 }
 
-Status SqliteStorage::error(int rc, std::string_view what) const {
+Status SqliteStorage::error(sqlite3* db, int rc, std::string_view what) const {
   return Error(sqlite_code(rc), std::string(what) + " failed on database " + path_ + ": " +
-                                    sqlite3_errmsg(db_));
+                                    sqlite3_errmsg(db));
 }
 
 Result<SqliteStorage::Settings> SqliteStorage::settings() {
@@ -233,8 +364,17 @@ Status SqliteStorage::checkpoint() {
 
 // --- Query and Transaction ---
 
+SqliteStorage::Query::Query(SqliteStorage& owner, Reader* reader, int sql, std::string_view what)
+    : owner_(owner),
+      db_(reader != nullptr ? reader->db : owner.db_),
+      stmt_((reader != nullptr ? reader->statements : owner.statements_)[static_cast<std::size_t>(sql)]),
+      what_(what) {}
+
 SqliteStorage::Query::Query(SqliteStorage& owner, int sql, std::string_view what)
-    : owner_(owner), stmt_(owner.statements_[static_cast<std::size_t>(sql)]), what_(what) {}
+    : Query(owner, static_cast<Reader*>(nullptr), sql, what) {}
+
+SqliteStorage::Query::Query(SqliteStorage& owner, Reader& reader, int sql, std::string_view what)
+    : Query(owner, &reader, sql, what) {}
 
 SqliteStorage::Query::~Query() {
   // Reset ends the statement's implicit read transaction; a forgotten reset would pin the WAL.
@@ -273,11 +413,11 @@ void SqliteStorage::Query::note(int rc) {
 }
 
 Result<bool> SqliteStorage::Query::step() {
-  if (bind_rc_ != SQLITE_OK) return owner_.error(bind_rc_, what_);
+  if (bind_rc_ != SQLITE_OK) return owner_.error(db_, bind_rc_, what_);
   const int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  return owner_.error(rc, what_);
+  return owner_.error(db_, rc, what_);
 }
 
 Status SqliteStorage::Query::run() {
@@ -286,7 +426,7 @@ Status SqliteStorage::Query::run() {
   return Status::Ok();
 }
 
-std::int64_t SqliteStorage::Query::changes() const { return sqlite3_changes64(owner_.db_); }
+std::int64_t SqliteStorage::Query::changes() const { return sqlite3_changes64(db_); }
 
 bool SqliteStorage::Query::is_null(int column) const {
   return sqlite3_column_type(stmt_, column) == SQLITE_NULL;

@@ -7,12 +7,18 @@
 // The schema is versioned (storage/sqlite_schema.h). A missing, unreadable or corrupt file is
 // an error, never a silent re-create.
 //
-// Threads: one connection guarded by a mutex, with every statement prepared once at open and
-// reused. That serialises queries, which is fine for a secrets store (microseconds each). To
-// scale reads, keep this connection as the single writer and add a pool of read-only
-// connections, each with its own statement cache: WAL lets readers run beside the writer.
+// Threads: one writer connection guarded by a mutex, plus a small pool of read connections
+// (PRAGMA query_only) for the plain lookups; every connection prepares every statement once and
+// reuses it. WAL lets readers run beside the writer, so a read never waits for a write's fsync,
+// and each read statement sees every transaction committed before it started (read-your-writes
+// holds across connections). Single-statement writes on the hot path (put/delete secret, insert
+// token, token expiry) are group-committed: concurrent callers queue, one of them runs the
+// queue in one transaction (a savepoint per caller, so one caller's failure leaves the others'
+// work intact) and one fsync acknowledges them all. Nobody is answered before the COMMIT that
+// holds their write is durable.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <cstdint>
 #include <memory>
@@ -132,30 +138,55 @@ class SqliteStorage final : public Storage {
                             std::int64_t expires_at) override;
   Result<std::uint64_t> delete_expired_nonces(std::int64_t now) override;
 
+  // How many read connections open() adds beside the writer.
+  static constexpr std::size_t kReadConnections = 4;
+
  private:
   class Query;        // a borrowed cached statement: binds, steps, resets on destruction
   class Transaction;  // BEGIN IMMEDIATE ... COMMIT, rolled back unless committed
+  // A read connection and its statement cache, used by one caller at a time.
+  struct Reader {
+    sqlite3* db = nullptr;
+    std::vector<sqlite3_stmt*> statements;
+    std::mutex mu;
+  };
+  class ReadLease;    // a Reader locked for one operation
+  // A caller waiting in the group-commit queue.
+  struct PendingWrite {
+    const std::function<Status()>* op;
+    Status result;
+    bool done = false;
+  };
   SqliteStorage(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   // Open-time steps; their messages get the "cannot open database <path>: " prefix in open().
   Status configure();
   Status migrate();
   Status prepare_all();
+  Status open_readers();
+  ReadLease read();
+  // Runs `op` (which uses the writer connection and must not lock mu_) inside a group commit.
+  Status grouped(const std::function<Status()>& op);
+  void run_batch(const std::vector<PendingWrite*>& batch);
   Status exec_raw(const std::string& sql);
   Result<std::string> query_text(const char* sql);
   Result<std::int64_t> query_int(const char* sql);
   // An operation's failure: "<what> failed on database <path>: <sqlite message>".
-  Status error(int rc, std::string_view what) const;
+  Status error(sqlite3* db, int rc, std::string_view what) const;
 
   Status insert_keyring_row_locked(const KeyringRow& row);
   Status insert_token_locked(const TokenRow& row);
   Status insert_wrapped_locked(const TokenRow& token, const WrappedResponseRow& row);
-  Result<std::optional<WrappedResponseRow>> get_wrapped_locked(const std::vector<std::uint8_t>& token_hash);
-  Result<std::optional<SecretIdRow>> get_secret_id_by(int sql, const std::vector<std::uint8_t>& key,
+  Result<std::optional<WrappedResponseRow>> get_wrapped_locked(Reader* reader,
+                                                                const std::vector<std::uint8_t>& token_hash);
+  // On the writer (inside a transaction) when `reader` is null, else on that reader.
+  Result<std::optional<SecretIdRow>> get_secret_id_by(Reader* reader, int sql,
+                                                      const std::vector<std::uint8_t>& key,
                                                       std::string_view what);
   Result<std::optional<ApproleRoleRow>> get_approle_role_by(int sql, const std::string& key,
                                                             std::string_view what);
   Result<std::optional<TokenRow>> get_token_by(int sql, const std::vector<std::uint8_t>& key,
                                                std::string_view what);
+  Status update_token_expiry_locked(const std::vector<std::uint8_t>& token_hash, std::int64_t expires_at);
   // Deletes the tokens `delete_sql` selects with their descendants, counted by `count_sql`
   // first, in one transaction; `bind` binds the same parameters to both.
   Result<std::uint64_t> delete_tree(int count_sql, int delete_sql,
@@ -167,10 +198,16 @@ class SqliteStorage final : public Storage {
   Result<bool> delete_document(int sql, const std::string& name, std::string_view what);
   Result<std::vector<std::string>> list_documents(int sql, std::string_view what);
 
-  sqlite3* db_ = nullptr;
+  sqlite3* db_ = nullptr;  // the writer
   std::string path_;
-  std::mutex mu_;  // guards db_ and every cached statement
-  std::vector<sqlite3_stmt*> statements_;  // indexed by the Sql enum in the .cpp
+  std::mutex mu_;  // guards db_ and its cached statements
+  std::vector<sqlite3_stmt*> statements_;  // the writer's, indexed by the Sql enum in the .cpp
+  std::vector<std::unique_ptr<Reader>> readers_;
+
+  std::mutex group_mu_;  // guards the three below
+  std::condition_variable group_cv_;
+  std::vector<PendingWrite*> group_queue_;
+  bool group_leader_active_ = false;
 };
 
 }  // namespace coffer::storage

@@ -21,8 +21,8 @@ Status SqliteStorage::put_approle_role(const ApproleRoleRow& row) {
 
 Result<std::optional<ApproleRoleRow>> SqliteStorage::get_approle_role_by(int sql, const std::string& key,
                                                                          std::string_view what) {
-  std::lock_guard lock(mu_);
-  Query q(*this, sql, what);
+  const ReadLease reader = read();
+  Query q(*this, *reader, sql, what);
   q.text(1, key);
   COFFER_ASSIGN_OR_RETURN(const bool row, q.step());
   if (!row) return std::optional<ApproleRoleRow>();
@@ -66,9 +66,10 @@ Status SqliteStorage::insert_secret_id(const SecretIdRow& row) {
   return st;
 }
 
-Result<std::optional<SecretIdRow>> SqliteStorage::get_secret_id_by(int sql, const std::vector<std::uint8_t>& key,
+Result<std::optional<SecretIdRow>> SqliteStorage::get_secret_id_by(Reader* reader, int sql,
+                                                                   const std::vector<std::uint8_t>& key,
                                                                    std::string_view what) {
-  Query q(*this, sql, what);
+  Query q(*this, reader, sql, what);
   q.blob(1, key);
   COFFER_ASSIGN_OR_RETURN(const bool row, q.step());
   if (!row) return std::optional<SecretIdRow>();
@@ -88,19 +89,19 @@ Result<std::optional<SecretIdRow>> SqliteStorage::get_secret_id_by(int sql, cons
 }
 
 Result<std::optional<SecretIdRow>> SqliteStorage::get_secret_id(const std::vector<std::uint8_t>& secret_id_hash) {
-  std::lock_guard lock(mu_);
-  return get_secret_id_by(kGetSecretId, secret_id_hash, "get_secret_id");
+  const ReadLease reader = read();
+  return get_secret_id_by(reader.get(), kGetSecretId, secret_id_hash, "get_secret_id");
 }
 
 Result<std::optional<SecretIdRow>> SqliteStorage::get_secret_id_by_accessor(
     const std::vector<std::uint8_t>& accessor_hash) {
-  std::lock_guard lock(mu_);
-  return get_secret_id_by(kGetSecretIdByAccessor, accessor_hash, "get_secret_id_by_accessor");
+  const ReadLease reader = read();
+  return get_secret_id_by(reader.get(), kGetSecretIdByAccessor, accessor_hash, "get_secret_id_by_accessor");
 }
 
 Result<std::vector<std::string>> SqliteStorage::list_secret_id_accessors(const std::string& role_name) {
-  std::lock_guard lock(mu_);
-  Query q(*this, kListSecretIdAccessors, "list_secret_id_accessors");
+  const ReadLease reader = read();
+  Query q(*this, *reader, kListSecretIdAccessors, "list_secret_id_accessors");
   q.text(1, role_name);
   std::vector<std::string> accessors;
   while (true) {
@@ -128,7 +129,7 @@ Result<SecretIdUse> SqliteStorage::use_secret_id(const std::vector<std::uint8_t>
   COFFER_RETURN_IF_ERROR(tx.begin());
   SecretIdUse use;
   {
-    COFFER_ASSIGN_OR_RETURN(auto found, get_secret_id_by(kGetSecretId, secret_id_hash, "use_secret_id"));
+    COFFER_ASSIGN_OR_RETURN(auto found, get_secret_id_by(nullptr, kGetSecretId, secret_id_hash, "use_secret_id"));
     if (!found || found->role_name != role_name) {
       use.outcome = SecretIdUseOutcome::kUnknown;
       return use;  // nothing written: the transaction rolls back
@@ -205,8 +206,8 @@ Status SqliteStorage::insert_wrapped_response(const TokenRow& token, const Wrapp
 }
 
 Result<std::optional<WrappedResponseRow>> SqliteStorage::get_wrapped_locked(
-    const std::vector<std::uint8_t>& token_hash) {
-  Query q(*this, kGetWrapped, "get_wrapped_response");
+    Reader* reader, const std::vector<std::uint8_t>& token_hash) {
+  Query q(*this, reader, kGetWrapped, "get_wrapped_response");
   q.blob(1, token_hash);
   COFFER_ASSIGN_OR_RETURN(const bool row, q.step());
   if (!row) return std::optional<WrappedResponseRow>();
@@ -224,8 +225,8 @@ Result<std::optional<WrappedResponseRow>> SqliteStorage::get_wrapped_locked(
 
 Result<std::optional<WrappedResponseRow>> SqliteStorage::get_wrapped_response(
     const std::vector<std::uint8_t>& token_hash) {
-  std::lock_guard lock(mu_);
-  return get_wrapped_locked(token_hash);
+  const ReadLease reader = read();
+  return get_wrapped_locked(reader.get(), token_hash);
 }
 
 Result<std::optional<WrappedResponseRow>> SqliteStorage::take_wrapped_response(
@@ -233,7 +234,7 @@ Result<std::optional<WrappedResponseRow>> SqliteStorage::take_wrapped_response(
   std::lock_guard lock(mu_);
   Transaction tx(*this);
   COFFER_RETURN_IF_ERROR(tx.begin());
-  COFFER_ASSIGN_OR_RETURN(auto row, get_wrapped_locked(token_hash));
+  COFFER_ASSIGN_OR_RETURN(auto row, get_wrapped_locked(nullptr, token_hash));
   if (!row) return row;
   // The token row's delete cascades to the response (and to any child, of which a wrapping
   // token has none).
@@ -247,7 +248,7 @@ Result<bool> SqliteStorage::replace_wrapped_response(const std::vector<std::uint
   std::lock_guard lock(mu_);
   Transaction tx(*this);
   COFFER_RETURN_IF_ERROR(tx.begin());
-  COFFER_ASSIGN_OR_RETURN(const auto old, get_wrapped_locked(old_token_hash));
+  COFFER_ASSIGN_OR_RETURN(const auto old, get_wrapped_locked(nullptr, old_token_hash));
   if (!old) return false;
   COFFER_RETURN_IF_ERROR(Query(*this, kDeleteTokenRow, "replace_wrapped_response").blob(1, old_token_hash).run());
   COFFER_RETURN_IF_ERROR(insert_wrapped_locked(token, row));

@@ -31,6 +31,9 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     /* kBegin */ "BEGIN IMMEDIATE",
     /* kCommit */ "COMMIT",
     /* kRollback */ "ROLLBACK",
+    /* kSavepoint */ "SAVEPOINT coffer_write",
+    /* kReleaseSavepoint */ "RELEASE coffer_write",
+    /* kRollbackToSavepoint */ "ROLLBACK TO coffer_write",
     /* kGetMeta */ "SELECT value FROM meta WHERE key = ?1",
     /* kPutMeta */
     "INSERT INTO meta (key, value) VALUES (?1, ?2) "
@@ -152,8 +155,8 @@ const std::array<const char*, kSqlCount>& sql_text() { return kSql; }
 // --- meta ---
 
 Result<std::optional<std::string>> SqliteStorage::get_meta(const std::string& key) {
-  std::lock_guard lock(mu_);
-  Query q(*this, kGetMeta, "get_meta");
+  const ReadLease reader = read();
+  Query q(*this, *reader, kGetMeta, "get_meta");
   q.text(1, key);
   COFFER_ASSIGN_OR_RETURN(const bool row, q.step());
   if (!row) return std::optional<std::string>();
@@ -168,8 +171,8 @@ Status SqliteStorage::put_meta(const std::string& key, const std::string& value)
 // --- keyring ---
 
 Result<std::vector<KeyringRow>> SqliteStorage::load_keyring() {
-  std::lock_guard lock(mu_);
-  Query q(*this, kLoadKeyring, "load_keyring");
+  const ReadLease reader = read();
+  Query q(*this, *reader, kLoadKeyring, "load_keyring");
   std::vector<KeyringRow> rows;
   while (true) {
     COFFER_ASSIGN_OR_RETURN(const bool row, q.step());
@@ -229,8 +232,8 @@ Status SqliteStorage::add_encryptions(const std::string& purpose, std::uint32_t 
 
 Result<std::optional<SecretRecord>> SqliteStorage::get_secret(const std::string& mount,
                                                               const std::string& path) {
-  std::lock_guard lock(mu_);
-  Query q(*this, kGetSecret, "get_secret");
+  const ReadLease reader = read();
+  Query q(*this, *reader, kGetSecret, "get_secret");
   q.text(1, mount).text(2, path);
   COFFER_ASSIGN_OR_RETURN(const bool row, q.step());
   if (!row) return std::optional<SecretRecord>();
@@ -244,21 +247,27 @@ Result<std::optional<SecretRecord>> SqliteStorage::get_secret(const std::string&
 }
 
 Status SqliteStorage::put_secret(const SecretRecord& record) {
-  std::lock_guard lock(mu_);
-  return Query(*this, kPutSecret, "put_secret")
-      .text(1, record.mount)
-      .text(2, record.path)
-      .integer(3, record.dek_version)
-      .blob(4, record.sealed)
-      .integer(5, record.updated_at)
-      .run();
+  return grouped([&] {
+    return Query(*this, kPutSecret, "put_secret")
+        .text(1, record.mount)
+        .text(2, record.path)
+        .integer(3, record.dek_version)
+        .blob(4, record.sealed)
+        .integer(5, record.updated_at)
+        .run();
+  });
 }
 
 Result<bool> SqliteStorage::delete_secret(const std::string& mount, const std::string& path) {
-  std::lock_guard lock(mu_);
-  Query q(*this, kDeleteSecret, "delete_secret");
-  COFFER_RETURN_IF_ERROR(q.text(1, mount).text(2, path).run());
-  return q.changes() > 0;
+  bool deleted = false;
+  const Status status = grouped([&] {
+    Query q(*this, kDeleteSecret, "delete_secret");
+    COFFER_RETURN_IF_ERROR(q.text(1, mount).text(2, path).run());
+    deleted = q.changes() > 0;
+    return Status::Ok();
+  });
+  if (!status.ok()) return status;
+  return deleted;
 }
 
 // Vault LIST semantics with range scans on the (mount, path) primary key instead of LIKE
@@ -273,13 +282,13 @@ Result<std::vector<std::string>> SqliteStorage::list_secrets(const std::string& 
   std::string upper = folder;
   if (!upper.empty()) upper.back() = '0';
 
-  std::lock_guard lock(mu_);
+  const ReadLease reader = read();
   std::vector<std::string> children;
   std::string from = folder;
   bool more = true;
   while (more) {
     more = false;
-    Query q(*this, folder.empty() ? kListSecretsFrom : kListSecretsRange, "list_secrets");
+    Query q(*this, *reader, folder.empty() ? kListSecretsFrom : kListSecretsRange, "list_secrets");
     q.text(1, mount).text(2, from);
     if (!folder.empty()) q.text(3, upper);
     while (true) {
@@ -309,8 +318,7 @@ Result<std::vector<std::string>> SqliteStorage::list_secrets(const std::string& 
 // --- tokens ---
 
 Status SqliteStorage::insert_token(const TokenRow& row) {
-  std::lock_guard lock(mu_);
-  return insert_token_locked(row);
+  return grouped([&] { return insert_token_locked(row); });
 }
 
 Status SqliteStorage::insert_token_locked(const TokenRow& row) {
@@ -340,8 +348,8 @@ Status SqliteStorage::insert_token_locked(const TokenRow& row) {
 Result<std::optional<TokenRow>> SqliteStorage::get_token_by(int sql,
                                                             const std::vector<std::uint8_t>& key,
                                                             std::string_view what) {
-  std::lock_guard lock(mu_);
-  Query q(*this, sql, what);
+  const ReadLease reader = read();
+  Query q(*this, *reader, sql, what);
   q.blob(1, key);
   COFFER_ASSIGN_OR_RETURN(const bool row, q.step());
   if (!row) return std::optional<TokenRow>();
@@ -375,7 +383,11 @@ Result<std::optional<TokenRow>> SqliteStorage::get_token_by_accessor(
 
 Status SqliteStorage::update_token_expiry(const std::vector<std::uint8_t>& token_hash,
                                           std::int64_t expires_at) {
-  std::lock_guard lock(mu_);
+  return grouped([&] { return update_token_expiry_locked(token_hash, expires_at); });
+}
+
+Status SqliteStorage::update_token_expiry_locked(const std::vector<std::uint8_t>& token_hash,
+                                                 std::int64_t expires_at) {
   Query q(*this, kUpdateTokenExpiry, "update_token_expiry");
   COFFER_RETURN_IF_ERROR(q.blob(1, token_hash).integer(2, expires_at).run());
   if (q.changes() == 0) return Error(Code::not_found, "update_token_expiry: no such token");
@@ -425,8 +437,8 @@ Status SqliteStorage::put_document(int sql, const NamedDocument& doc, std::strin
 
 Result<std::optional<NamedDocument>> SqliteStorage::get_document(int sql, const std::string& name,
                                                                  std::string_view what) {
-  std::lock_guard lock(mu_);
-  Query q(*this, sql, what);
+  const ReadLease reader = read();
+  Query q(*this, *reader, sql, what);
   q.text(1, name);
   COFFER_ASSIGN_OR_RETURN(const bool row, q.step());
   if (!row) return std::optional<NamedDocument>();
@@ -442,8 +454,8 @@ Result<bool> SqliteStorage::delete_document(int sql, const std::string& name,
 }
 
 Result<std::vector<std::string>> SqliteStorage::list_documents(int sql, std::string_view what) {
-  std::lock_guard lock(mu_);
-  Query q(*this, sql, what);
+  const ReadLease reader = read();
+  Query q(*this, *reader, sql, what);
   std::vector<std::string> names;
   while (true) {
     COFFER_ASSIGN_OR_RETURN(const bool row, q.step());

@@ -2,6 +2,8 @@
 // CRUD of every table, Vault LIST shapes, token trees and the expiry sweep, concurrency.
 #include <sys/stat.h>
 
+#include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "storage/sqlite_schema.h"
@@ -51,7 +53,8 @@ TEST(SqliteStorageOpen, CreatesSchemaAndSetsPragmasOnTheLiveConnection) {
   RawDb raw(dir.file("coffer.db"));
   EXPECT_EQ(raw.text("SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
                      "WHERE type = 'table' ORDER BY name)"),
-            "cert_roles,keyring,meta,policies,secrets,tokens");
+            "approle_roles,approle_secret_id_tokens,approle_secret_ids,cert_roles,keyring,meta,"
+            "policies,request_nonces,secrets,tokens,wrapped_responses");
   // WAL is a property of the file too: a second connection sees it.
   EXPECT_EQ(raw.text("PRAGMA journal_mode"), "wal");
 }
@@ -481,6 +484,63 @@ TEST_F(SqliteStorageTest, ConcurrentCallersAreSerialisedSafely) {
   for (int t = 0; t < 4; ++t) {
     EXPECT_EQ(db_->list_secrets("secret/", "t" + std::to_string(t) + "/")->size(), 100u);
   }
+}
+
+// Group commit: many concurrent writers, some of which fail (a duplicate token), share
+// transactions; every successful write lands, every failure is reported to its own caller only.
+TEST_F(SqliteStorageTest, GroupedWritesLandAndOneFailureSpoilsNoOtherWrite) {
+  ASSERT_OK(db_->insert_token(token(200, std::nullopt, 1000)));
+  std::atomic<int> duplicate_refusals{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([this, t, &duplicate_refusals] {
+      for (int i = 0; i < 40; ++i) {
+        const std::string path = "g" + std::to_string(t) + "/" + std::to_string(i);
+        EXPECT_OK(db_->put_secret(SecretRecord{"secret/", path, 1, bytes(path), i}));
+        if (i % 10 == 0) {
+          const Status dup = db_->insert_token(token(200, std::nullopt, 1000));
+          if (dup.code() == Code::already_exists) ++duplicate_refusals;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(duplicate_refusals.load(), 16 * 4);
+  for (int t = 0; t < 16; ++t) {
+    const std::string folder = "g" + std::to_string(t) + "/";
+    EXPECT_EQ(db_->list_secrets("secret/", folder)->size(), 40u) << folder;
+    auto got = db_->get_secret("secret/", folder + "39");
+    ASSERT_TRUE(got.ok() && got->has_value());
+    EXPECT_EQ((*got)->sealed, bytes(folder + "39"));
+  }
+  // Deletes go through the group too and report per caller whether a row went.
+  EXPECT_TRUE(*db_->delete_secret("secret/", "g0/0"));
+  EXPECT_FALSE(*db_->delete_secret("secret/", "g0/0"));
+}
+
+// Reads run on their own connections: a write stuck behind another process's write lock does
+// not hold up a read (with one shared connection the read would wait for the write).
+TEST_F(SqliteStorageTest, AReadDoesNotWaitForAStuckWrite) {
+  ASSERT_OK(db_->put_secret(SecretRecord{"secret/", "r", 1, bytes("r"), 1}));
+  RawDb other(dir_.file("coffer.db"));
+  other.exec("BEGIN IMMEDIATE");
+  std::atomic<bool> write_done{false};
+  std::thread writer([&] {
+    EXPECT_OK(db_->put_secret(SecretRecord{"secret/", "w", 1, bytes("w"), 1}));
+    write_done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto start = std::chrono::steady_clock::now();
+  auto got = db_->get_secret("secret/", "r");
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_FALSE(write_done.load()) << "the write should still be waiting for the lock";
+  other.exec("COMMIT");
+  writer.join();
+  ASSERT_OK(got);
+  EXPECT_TRUE(got->has_value());
+  EXPECT_LT(waited, std::chrono::seconds(2));
+  EXPECT_TRUE(write_done.load());
+  EXPECT_TRUE(db_->get_secret("secret/", "w")->has_value()) << "a committed write is visible to readers";
 }
 
 }  // namespace
