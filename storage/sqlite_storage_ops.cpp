@@ -16,7 +16,11 @@ namespace {
   "WITH RECURSIVE tree(h) AS (" roots                                                   \
   " UNION SELECT t.token_hash FROM tokens t JOIN tree ON t.parent_hash = tree.h) "
 #define COFFER_ROOT_BY_HASH "SELECT token_hash FROM tokens WHERE token_hash = ?1"
-#define COFFER_ROOTS_EXPIRED "SELECT token_hash FROM tokens WHERE expires_at > 0 AND expires_at <= ?1"
+// At most ?2 expired roots per transaction: a sweep after heavy churn must not hold the write
+// lock for seconds (25k tokens took 1.2 s in one go; see bench/token_churn.cpp).
+#define COFFER_ROOTS_EXPIRED \
+  "SELECT token_hash FROM (SELECT token_hash FROM tokens WHERE expires_at > 0 AND expires_at <= ?1 " \
+  "ORDER BY expires_at LIMIT ?2)"
 #define COFFER_ROOTS_OF_SECRET_ID \
   "SELECT token_hash FROM approle_secret_id_tokens WHERE secret_id_hash = ?1"
 #define COFFER_SECRET_ID_SELECT                                                          \
@@ -423,9 +427,19 @@ Result<std::uint64_t> SqliteStorage::delete_token_tree(const std::vector<std::ui
                      [&](Query& q) { q.blob(1, token_hash); }, "delete_token_tree");
 }
 
+// In chunks of kSweepChunk expired roots, one transaction each, so that logins and writes get
+// the write lock between chunks.
 Result<std::uint64_t> SqliteStorage::delete_expired_tokens(std::int64_t now) {
-  return delete_tree(kCountExpiredTrees, kDeleteExpiredTrees,
-                     [&](Query& q) { q.integer(1, now); }, "delete_expired_tokens");
+  constexpr std::int64_t kSweepChunk = 1000;
+  std::uint64_t total = 0;
+  while (true) {
+    COFFER_ASSIGN_OR_RETURN(const std::uint64_t n,
+                            delete_tree(kCountExpiredTrees, kDeleteExpiredTrees,
+                                        [&](Query& q) { q.integer(1, now).integer(2, kSweepChunk); },
+                                        "delete_expired_tokens"));
+    if (n == 0) return total;
+    total += n;
+  }
 }
 
 // --- policies and cert roles ---

@@ -486,6 +486,37 @@ TEST_F(SqliteStorageTest, ConcurrentCallersAreSerialisedSafely) {
   }
 }
 
+// The sweep works in chunks of 1000 expired roots; more than that must still all go, children
+// included, and live tokens stay.
+TEST_F(SqliteStorageTest, ExpiredSweepCrossesItsChunkSize) {
+  auto row_for = [](std::uint32_t i, std::int64_t expires_at) {
+    TokenRow t = token(1, std::nullopt, expires_at);
+    t.token_hash.assign(32, 0);
+    t.accessor_hash.assign(32, 1);
+    for (int b = 0; b < 4; ++b) {
+      t.token_hash[static_cast<std::size_t>(b)] = static_cast<std::uint8_t>(i >> (8 * b));
+      t.accessor_hash[static_cast<std::size_t>(b)] = static_cast<std::uint8_t>(i >> (8 * b));
+    }
+    return t;
+  };
+  std::vector<std::thread> threads;
+  for (std::uint32_t t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (std::uint32_t i = t; i < 2600; i += 8) EXPECT_OK(db_->insert_token(row_for(i, i < 2500 ? 50 : 5000)));
+    });
+  }
+  for (auto& th : threads) th.join();
+  TokenRow child = row_for(9999, 5000);
+  child.parent_hash = row_for(7, 50).token_hash;
+  ASSERT_OK(db_->insert_token(child));
+  auto swept = db_->delete_expired_tokens(100);
+  ASSERT_OK(swept);
+  EXPECT_EQ(*swept, 2501u);
+  EXPECT_FALSE(db_->get_token(child.token_hash)->has_value());
+  EXPECT_TRUE(db_->get_token(row_for(2599, 0).token_hash)->has_value());
+  EXPECT_EQ(*db_->delete_expired_tokens(100), 0u);
+}
+
 // Group commit: many concurrent writers, some of which fail (a duplicate token), share
 // transactions; every successful write lands, every failure is reported to its own caller only.
 TEST_F(SqliteStorageTest, GroupedWritesLandAndOneFailureSpoilsNoOtherWrite) {
