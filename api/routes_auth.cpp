@@ -38,11 +38,15 @@ SecretJson auth_block(std::string_view token, const auth::TokenInfo& info) {
   return a;
 }
 
+}  // namespace
+
 HttpResponse auth_response(const Call& call, std::string_view token, const auth::TokenInfo& info) {
   SecretJson e = envelope(call.request_id);
   e["auth"] = auth_block(token, info);
   return json_response(200, e);
 }
+
+namespace {
 
 std::optional<std::string> optional_string(const SecretJson& body, const char* key) {
   auto it = body.find(key);
@@ -70,6 +74,18 @@ std::int64_t duration_field(const SecretJson& body, const char* key) {
 HttpResponse cert_login(Services& s, Call& call, std::optional<std::string> role_name) {
   const PeerCertificate& peer = call.http.peer;
   if (peer.leaf_der.empty()) return error_response(400, {"invalid certificate or no client certificate supplied"});
+  // Lockout per identity: the certificate, whatever role it asks for (a wrong role name is a
+  // failed guess too).
+  const std::string lockout_key = "cert:" + peer.fingerprint_sha256_hex;
+  if (s.lockout != nullptr) {
+    if (Status locked = s.lockout->check(lockout_key); !locked.ok()) {
+      // Vault answers a locked user with a plain permission denied (ErrPermissionDenied in
+      // handleLoginRequest), before looking at the credentials.
+      log_info("cert login refused: " + locked.message());
+      call.audit_error = "permission denied: " + locked.message();
+      return permission_denied();
+    }
+  }
   auto info = crypto::parse_certificate_der(peer.leaf_der);
   if (!info.ok()) return error_response(400, {"invalid certificate or no client certificate supplied"});
   auto matched = s.cert_roles.match(*info, peer.leaf_der, peer.chain_der, role_name);
@@ -77,6 +93,10 @@ HttpResponse cert_login(Services& s, Call& call, std::optional<std::string> role
     log_info("cert login refused for CN=" + info->common_name + (role_name ? " role=" + *role_name : "") +
              ": " + matched.status().message());
     if (matched.status().code() == Code::invalid_argument || matched.status().code() == Code::not_found) {
+      if (s.lockout != nullptr && s.lockout->record_failure(lockout_key)) {
+        call.audit_error = "invalid certificate or no client certificate supplied; lockout started: " +
+                           s.lockout->check(lockout_key).message();
+      }
       return error_response(400, {"invalid certificate or no client certificate supplied"});
     }
     return status_response(matched.status());
@@ -94,6 +114,7 @@ HttpResponse cert_login(Services& s, Call& call, std::optional<std::string> role
   spec.bound_cert_fingerprint = peer.fingerprint_sha256_hex;
   auto issued = s.tokens.create(spec);
   if (!issued.ok()) return status_response(issued.status());
+  if (s.lockout != nullptr) s.lockout->record_success(lockout_key);
   log_info("cert login: role=" + role.name + " CN=" + info->common_name + " accessor=" + issued->accessor);
   return auth_response(call, issued->token.view(crypto::reveal()), issued->info);
 }
@@ -235,6 +256,7 @@ std::optional<HttpResponse> cert_role_routes(Services& s, Call& call) {
 }  // namespace
 
 std::optional<HttpResponse> route_login(Services& s, Call& call) {
+  if (auto r = route_approle_login(s, call)) return r;
   if (call.path != "auth/cert/login" && call.path != "auth") return std::nullopt;
   if (call.method != "PUT") return unsupported_operation();
   HttpResponse err;
@@ -255,6 +277,7 @@ std::optional<HttpResponse> route_auth(Services& s, Call& call) {
   if (call.path.rfind("auth/", 0) != 0) return std::nullopt;
   if (auto r = token_routes(s, call)) return r;
   if (auto r = cert_role_routes(s, call)) return r;
+  if (auto r = route_approle(s, call)) return r;
   return std::nullopt;
 }
 

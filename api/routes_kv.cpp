@@ -43,14 +43,11 @@ std::optional<HttpResponse> route_kv(Services& s, Call& call) {
 
   if (call.method == "GET") {
     if (!allowed(call, call.path, Capability::read)) return permission_denied();
-    auto secret = s.kv.read(rel);
+    // The stored JSON goes into the envelope as text: no DOM of the secret on the hot path.
+    auto secret = s.kv.read_text(rel);
     if (!secret.ok()) return storage_failure(call, secret.status());
     if (!secret->has_value()) return error_response(404, {});
-    SecretJson e = envelope(call.request_id);
-    e["lease_duration"] = (*secret)->lease_duration;
-    e["data"] = std::move((*secret)->data);
-    e["mount_type"] = "kv";
-    return json_response(200, e);
+    return envelope_response(call.request_id, (*secret)->json, (*secret)->lease_duration, "kv");
   }
 
   if (call.method == "PUT") {

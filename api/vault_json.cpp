@@ -1,5 +1,7 @@
 #include "api/vault_json.h"
 
+#include <algorithm>
+#include <charconv>
 #include <utility>
 
 namespace coffer::api {
@@ -64,6 +66,41 @@ SecretJson envelope(const std::string& request_id) {
   e["auth"] = nullptr;
   e["mount_type"] = "";
   return e;
+}
+
+HttpResponse envelope_response(const std::string& request_id, const crypto::SecretBytes& data_json,
+                               std::int64_t lease_duration, std::string_view mount_type) {
+  // A JSON string literal; plain text (request ids are UUIDs, mount types are words) is copied.
+  const auto quoted = [](std::string_view v) {
+    const bool plain = std::all_of(v.begin(), v.end(), [](char c) {
+      return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7f && c != '"' && c != '\\';
+    });
+    return plain ? "\"" + std::string(v) + "\"" : nlohmann::json(std::string(v)).dump();
+  };
+  const std::string id = quoted(request_id);
+  const std::string mount = quoted(mount_type);
+  char lease[24];
+  const auto end = std::to_chars(lease, lease + sizeof lease, lease_duration).ptr;
+  // Keys in std::map order, as SecretJson's dump writes the envelope.
+  constexpr std::string_view kHead = "{\"auth\":null,\"data\":";
+  constexpr std::string_view kLease = ",\"lease_duration\":";
+  constexpr std::string_view kMount = ",\"lease_id\":\"\",\"mount_type\":";
+  constexpr std::string_view kId = ",\"renewable\":false,\"request_id\":";
+  constexpr std::string_view kTail = ",\"warnings\":null,\"wrap_info\":null}";
+  HttpResponse r;
+  r.status = 200;
+  r.body.reserve(kHead.size() + data_json.size() + kLease.size() + 24 + kMount.size() + mount.size() +
+                 kId.size() + id.size() + kTail.size());
+  r.body.append(kHead);
+  r.body.append(data_json.bytes(crypto::reveal()));
+  r.body.append(kLease);
+  r.body.append(std::string_view(lease, static_cast<std::size_t>(end - lease)));
+  r.body.append(kMount);
+  r.body.append(mount);
+  r.body.append(kId);
+  r.body.append(id);
+  r.body.append(kTail);
+  return r;
 }
 
 Result<SecretJson> parse_object_body(const crypto::SecretBytes& body, std::size_t max_depth) {

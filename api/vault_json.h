@@ -3,7 +3,9 @@
 // secrets and tokens in them live only in wiped memory until handed to libmicrohttpd.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "api/http_types.h"
@@ -26,6 +28,12 @@ HttpResponse no_content();
 
 // The logical-response envelope with every field Vault sends, zero-valued.
 SecretJson envelope(const std::string& request_id);
+
+// 200 with that envelope around `data_json`, a JSON object already as text (a stored secret), and
+// the given lease_duration and mount_type: the bytes json_response() of the envelope gives when
+// the text is as dump() writes it, built without a DOM. `data_json` must be one valid JSON value.
+HttpResponse envelope_response(const std::string& request_id, const crypto::SecretBytes& data_json,
+                               std::int64_t lease_duration, std::string_view mount_type);
 
 // Parses a request body that must be a JSON object (an empty body is an empty object).
 // Errors (invalid_argument, with a message safe to echo: it names a byte offset, never input

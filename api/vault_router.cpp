@@ -1,6 +1,8 @@
 #include "api/vault_router.h"
 
+#include "api/request_nonce.h"
 #include "api/routes.h"
+#include "api/routes_wrapping.h"
 #include "common/log.h"
 #include "crypto/random.h"
 
@@ -51,12 +53,14 @@ const char* vault_operation(const std::string& method) {
   return "update";
 }
 
-// Vault's audit entry (AuditRequestEntry / AuditResponseEntry). Values are redacted by audit/
-// (HMAC unless allow-listed), so tokens and bodies go in as they are.
-SecretJson audit_entry(Services& s, const Call& call, const HttpResponse* response, bool is_response) {
-  SecretJson e;
-  e["type"] = is_response ? "response" : "request";
-  SecretJson& r = e["request"];
+// Vault's audit entries (AuditRequestEntry / AuditResponseEntry), built as audit::Records. Values
+// are redacted by audit/ (HMAC unless allow-listed), so tokens and bodies go in as they are.
+bool kv_path(Services& s, const Call& call) { return call.path.rfind(s.kv.mount(), 0) == 0; }
+
+// The members a request's two records share, redacted once for both: "request" (its body parsed
+// once) and the caller's "auth" block (token and accessor HMAC'd once).
+Status audit_shared(Services& s, const Call& call, audit::Record& rec) {
+  SecretJson r;
   r["id"] = js(call.request_id);
   r["operation"] = vault_operation(call.method);
   r["path"] = js(call.path);
@@ -64,7 +68,7 @@ SecretJson audit_entry(Services& s, const Call& call, const HttpResponse* respon
   r["remote_address"] = js(call.http.remote_address);
   r["remote_port"] = call.http.remote_port;
   r["client_certificate_sha256"] = js(call.http.peer.fingerprint_sha256_hex);
-  if (call.path.rfind(s.kv.mount(), 0) == 0) {
+  if (kv_path(s, call)) {
     r["mount_point"] = js(s.kv.mount());
     r["mount_type"] = "kv";
   }
@@ -77,25 +81,36 @@ SecretJson audit_entry(Services& s, const Call& call, const HttpResponse* respon
       r["data"] = js(call.http.body.view(crypto::reveal()));  // HMAC'd as one string
     }
   }
-  if (call.caller) {
-    const auth::TokenInfo& c = *call.caller;
-    SecretJson& a = e["auth"];
-    a["client_token"] = js(call.token);
-    a["accessor"] = js(c.accessor);
-    a["display_name"] = js(c.display_name);
-    a["policies"] = string_array(c.policies);
-    a["token_policies"] = string_array(c.policies);
-    a["token_type"] = js(c.type);
-    a["token_ttl"] = c.creation_ttl;
-    a["token_issue_time"] = c.issue_time;
-    SecretJson meta = SecretJson::object();
-    for (const auto& [k, v] : c.meta) meta[js(k)] = js(v);
-    a["metadata"] = std::move(meta);
-  }
-  if (response == nullptr) return e;
-  SecretJson body = response->body.empty()
-                        ? SecretJson()
-                        : SecretJson::parse(response->body.view(crypto::reveal()), nullptr, false);
+  COFFER_RETURN_IF_ERROR(rec.set("request", r));
+  if (!call.caller) return Status::Ok();
+  const auth::TokenInfo& c = *call.caller;
+  SecretJson a;
+  a["client_token"] = js(call.token);
+  a["accessor"] = js(c.accessor);
+  a["display_name"] = js(c.display_name);
+  a["policies"] = string_array(c.policies);
+  a["token_policies"] = string_array(c.policies);
+  a["token_type"] = js(c.type);
+  a["token_ttl"] = c.creation_ttl;
+  a["token_issue_time"] = c.issue_time;
+  SecretJson meta = SecretJson::object();
+  for (const auto& [k, v] : c.meta) meta[js(k)] = js(v);
+  a["metadata"] = std::move(meta);
+  return rec.set("auth", a);
+}
+
+SecretJson response_json(const HttpResponse& response) {
+  if (response.body.empty()) return SecretJson();
+  return SecretJson::parse(response.body.view(crypto::reveal()), nullptr, false);
+}
+
+// "type", and what the response says: "error" (a refused request's records both carry it) and,
+// in the response record, "response". `body` is response_json(*response); the response record
+// moves its parts out, so it is built last.
+Status audit_outcome(Services& s, const Call& call, const HttpResponse* response, SecretJson& body,
+                     bool is_response, audit::Record& rec) {
+  COFFER_RETURN_IF_ERROR(rec.set("type", SecretJson(is_response ? "response" : "request")));
+  if (response == nullptr) return Status::Ok();
   std::string error;
   if (body.is_object()) {
     if (auto it = body.find("errors"); it != body.end() && it->is_array()) {
@@ -107,17 +122,21 @@ SecretJson audit_entry(Services& s, const Call& call, const HttpResponse* respon
       }
     }
   }
-  if (response->status >= 400) e["error"] = js(error.empty() ? "status " + std::to_string(response->status) : error);
-  if (!is_response) return e;
-  SecretJson& out = e["response"];
-  out["status_code"] = response->status;
-  if (r.contains("mount_type")) out["mount_type"] = "kv";
-  if (body.is_object()) {
-    if (auto it = body.find("data"); it != body.end() && !it->is_null()) out["data"] = *it;
-    if (auto it = body.find("auth"); it != body.end() && !it->is_null()) out["auth"] = *it;
-    if (auto it = body.find("wrap_info"); it != body.end() && !it->is_null()) out["wrap_info"] = *it;
+  if (!call.audit_error.empty()) error = call.audit_error;
+  if (response->status >= 400) {
+    COFFER_RETURN_IF_ERROR(
+        rec.set("error", SecretJson(js(error.empty() ? "status " + std::to_string(response->status) : error))));
   }
-  return e;
+  if (!is_response) return Status::Ok();
+  SecretJson out;
+  out["status_code"] = response->status;
+  if (kv_path(s, call)) out["mount_type"] = "kv";
+  if (body.is_object()) {
+    for (const char* part : {"data", "auth", "wrap_info"}) {
+      if (auto it = body.find(part); it != body.end() && !it->is_null()) out[part] = std::move(*it);
+    }
+  }
+  return rec.set("response", out);
 }
 
 HttpResponse audit_refused(const Call& call, const Status& st) {
@@ -132,7 +151,8 @@ HttpResponse permission_denied() { return error_response(403, {"permission denie
 HttpResponse unsupported_operation() { return error_response(405, {"unsupported operation"}); }
 
 bool allowed(const Call& call, std::string_view path, auth::Capability capability) {
-  return call.acl != nullptr && call.acl->allows(path, capability);
+  // The wrap TTL goes along: a rule's min/max_wrapping_ttl refuses what it does not allow.
+  return call.acl != nullptr && call.acl->allows(path, capability, auth::AccessRequest{call.wrap_ttl, nullptr});
 }
 
 std::optional<SecretJson> body_object(Services& s, Call& call, HttpResponse& error) {
@@ -145,18 +165,20 @@ std::optional<SecretJson> body_object(Services& s, Call& call, HttpResponse& err
 }
 
 HttpResponse VaultRouter::handle(HttpRequest& req) {
-  auto request_id = crypto::random_uuid();
+  auto request_id = crypto::random_request_id();
   if (!request_id.ok()) return status_response(request_id.status());
 
   constexpr std::string_view kPrefix = "/v1/";
   if (std::string_view(req.path).substr(0, kPrefix.size()) != kPrefix) return error_response(404, {});
   auto method = normalise_method(req);
   if (!method.has_value()) return unsupported_operation();
-  // Fail closed on what a Vault client may ask for and coffer cannot do yet: answering a
-  // wrapping request with the plaintext response, or serving a namespace from the root one,
-  // would give the client something other than what it asked for.
-  if (const auto* wrap = req.header("x-vault-wrap-ttl"); wrap != nullptr && !wrap->empty()) {
-    return error_response(400, {"response wrapping (X-Vault-Wrap-TTL) is not supported by coffer yet"});
+  // Fail closed on what a Vault client may ask for and coffer cannot do: answering a wrapping
+  // request it cannot honour with the plaintext response, or serving a namespace from the root
+  // one, would give the client something other than what it asked for.
+  auto wrap_ttl = parse_wrap_ttl(req, s_.max_wrapping_ttl);
+  if (!wrap_ttl.ok()) return error_response(400, {wrap_ttl.status().message()});
+  if (*wrap_ttl && s_.wrapping == nullptr) {
+    return error_response(400, {"response wrapping is not available on this server"});
   }
   if (const auto* ns = req.header("x-vault-namespace"); ns != nullptr) {
     const std::string_view n(ns->data(), ns->size());
@@ -166,8 +188,32 @@ HttpResponse VaultRouter::handle(HttpRequest& req) {
   }
 
   Call call{req, *request_id, *method, req.path.substr(kPrefix.size()), presented_token(req), std::nullopt, nullptr};
-  if (audit_ == nullptr || !audited_path(call.path)) return dispatch(call);
-  return handle_audited(call);
+  call.wrap_ttl = *wrap_ttl;
+  // Before any token lookup, login or body parsing: a flood must cost as little as possible.
+  std::optional<HttpResponse> limited = rate_limited(call);
+  // Then an X-Coffer-Nonce is recorded (or the replay refused) before anything can change state.
+  if (!limited) limited = request_nonce_refusal(s_.nonces, call);
+  if (audit_ == nullptr || !audited_path(call.path)) {
+    return limited ? std::move(*limited) : wrap_response(s_, call, dispatch(call));
+  }
+  return handle_audited(call, std::move(limited));
+}
+
+std::optional<HttpResponse> VaultRouter::rate_limited(const Call& call) {
+  if (s_.rate_limiter == nullptr) return std::nullopt;
+  const auto cls = rate_class(call.method, call.path);
+  if (!cls) return std::nullopt;
+  const RateDecision d =
+      s_.rate_limiter->acquire(*cls, call.http.peer.fingerprint_sha256_hex, call.http.remote_address);
+  if (d.allowed) return std::nullopt;
+  // Per request at debug only: a flood must not flood the journal too (cofferd logs a summary
+  // of refusals once a minute, and the audit log has each one).
+  log_debug("request " + call.request_id + " (" + call.method + " " + call.path + ") from " +
+            call.http.remote_address + " refused: " + rate_class_name(*cls) + " rate limit per " + d.refused_by);
+  // Vault's quota error (ErrRateLimitQuotaExceeded, "request path %q: ...").
+  HttpResponse r = error_response(429, {"request path \"" + call.path + "\": rate limit quota exceeded"});
+  r.headers.emplace_back("Retry-After", std::to_string(d.retry_after_seconds));
+  return r;
 }
 
 HttpResponse VaultRouter::dispatch(Call& call) {
@@ -180,33 +226,53 @@ HttpResponse VaultRouter::dispatch(Call& call) {
 // -> response record -> response. Nothing from the handler leaves unless both records are in
 // the kernel. A write that already changed state and then fails to be audited still returns 503
 // (Vault does the same): the client must treat the outcome as unknown.
-HttpResponse VaultRouter::handle_audited(Call& call) {
-  const bool login = call.path == "auth/cert/login" || call.path == "auth";
-  std::optional<HttpResponse> refusal;
-  if (!login) refusal = authenticate(call);
-  if (Status st = audit_->log(audit_entry(s_, call, refusal ? &*refusal : nullptr, false)); !st.ok()) {
-    return audit_refused(call, st);
-  }
-  HttpResponse response;
+HttpResponse VaultRouter::handle_audited(Call& call, std::optional<HttpResponse> limited) {
+  const bool login =
+      call.path == "auth/cert/login" || call.path == "auth" || call.path == "auth/approle/login";
+  std::optional<HttpResponse> refusal = std::move(limited);
+  if (!refusal && !login) refusal = authenticate(call);
+  audit::Record request = audit_->record();
+  if (Status st = audit_shared(s_, call, request); !st.ok()) return audit_refused(call, st);
+  audit::Record response_record = request;  // the shared members, redacted once
   if (refusal) {
-    response = std::move(*refusal);
-  } else if (login) {
+    // Nothing runs: both records are known now and go out together, in one write.
+    SecretJson body = response_json(*refusal);
+    Status st = audit_outcome(s_, call, &*refusal, body, false, request);
+    if (st.ok()) st = audit_outcome(s_, call, &*refusal, body, true, response_record);
+    if (st.ok()) st = audit_->log(std::move(request), std::move(response_record));
+    if (!st.ok()) return audit_refused(call, st);
+    return std::move(*refusal);
+  }
+  SecretJson no_body;
+  Status st = audit_outcome(s_, call, nullptr, no_body, false, request);
+  if (st.ok()) st = audit_->log(std::move(request));
+  if (!st.ok()) return audit_refused(call, st);
+  HttpResponse response;
+  if (login) {
     auto r = route_login(s_, call);
     response = r ? std::move(*r) : error_response(404, {});
   } else {
     response = route_authenticated(call);
   }
-  if (Status st = audit_->log(audit_entry(s_, call, &response, true)); !st.ok()) return audit_refused(call, st);
+  response = wrap_response(s_, call, std::move(response));  // the record shows only wrap_info then
+  SecretJson body = response_json(response);
+  st = audit_outcome(s_, call, &response, body, true, response_record);
+  if (st.ok()) st = audit_->log(std::move(response_record));
+  if (!st.ok()) return audit_refused(call, st);
   return response;
 }
 
 std::optional<HttpResponse> VaultRouter::authenticate(Call& call) {
   if (call.method == "HEAD") return unsupported_operation();
-  if (call.token.empty()) return permission_denied();
+  // sys/wrapping/{lookup,unwrap,rewrap} may name the wrapping token as the caller's token, and an
+  // unusable one gets Vault's 400 from the handler, not a 403 here (no caller, no ACL then).
+  const bool wrapping_token = wrapping_token_path(call.path);
+  if (call.token.empty()) return wrapping_token ? std::nullopt : std::optional<HttpResponse>(permission_denied());
   auto caller = s_.tokens.lookup(call.token, call.http.peer.fingerprint_sha256_hex);
   if (!caller.ok()) {
     if (caller.status().code() == Code::permission_denied) {
       log_debug("request " + call.request_id + " refused: " + caller.status().message());
+      if (wrapping_token) return std::nullopt;
       return error_response(403, {"permission denied", "invalid token"});
     }
     log_error("request " + call.request_id + ": token lookup failed: " + caller.status().to_string());
@@ -223,6 +289,9 @@ std::optional<HttpResponse> VaultRouter::authenticate(Call& call) {
 }
 
 HttpResponse VaultRouter::route_authenticated(Call& call) {
+  // Wrapping tokens are confined to sys/wrapping/, and policies may require wrapping.
+  if (auto r = wrapping_refusal(call)) return std::move(*r);
+  if (auto r = route_wrapping(s_, call, audit_)) return std::move(*r);
   if (auto r = audit_hash(call)) return std::move(*r);
   if (auto r = route_auth(s_, call)) return std::move(*r);
   if (auto r = route_sys(s_, call)) return std::move(*r);

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <ctime>
 
+#include <nlohmann/json.hpp>
+
 #include "audit/redact.h"
 
 namespace coffer::audit {
@@ -105,17 +107,24 @@ void AuditLog::sync_loop() {
   }
 }
 
-Status AuditLog::append_locked(nlohmann::json record) {
+Status AuditLog::append_locked(const Record* const* records, std::size_t n) {
   if (closed_) return Error(Code::unavailable, "audit log is closed");
   if (!rotating_ && sink_->wants_rotation()) COFFER_RETURN_IF_ERROR(rotate_locked());
-  record["seq"] = seq_ + 1;
-  record["prev"] = prev_;
-  std::string line = record.dump();
-  const std::string hash = line_hash(line);
-  line += '\n';
-  COFFER_RETURN_IF_ERROR(sink_->append(line));
-  ++seq_;
-  prev_ = hash;
+  std::string lines;
+  std::uint64_t seq = seq_;
+  std::string prev = prev_;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t start = lines.size();
+    records[i]->append_line(seq + 1, prev, lines);
+    prev = line_hash(std::string_view(lines).substr(start));
+    lines.push_back('\n');
+    ++seq;
+  }
+  // One write for all of them: the sink cuts a short write back, so either every record is in
+  // the kernel and the chain advances, or none is and it stays where it was.
+  COFFER_RETURN_IF_ERROR(sink_->append(lines));
+  seq_ = seq;
+  prev_ = std::move(prev);
   dirty_ = true;
   if (options_.fsync_always) {
     COFFER_RETURN_IF_ERROR(sink_->sync());
@@ -124,12 +133,23 @@ Status AuditLog::append_locked(nlohmann::json record) {
   return Status::Ok();
 }
 
+Status AuditLog::after_append_locked(std::uint64_t n) {
+  since_checkpoint_ += n;
+  if (since_checkpoint_ >= options_.checkpoint_every) {
+    COFFER_RETURN_IF_ERROR(checkpoint_locked("interval", false));
+  }
+  return Status::Ok();
+}
+
 Status AuditLog::checkpoint_locked(const std::string& reason, bool stopped) {
   const std::uint64_t seq = seq_ + 1;
   COFFER_ASSIGN_OR_RETURN(auto mac, checkpoint_mac(ckpt_key_, seq, prev_, reason));
-  nlohmann::json record{{"time", audit_time_now()}, {"type", "checkpoint"},
-                        {"checkpoint", {{"reason", reason}, {"mac", mac}}}};
-  COFFER_RETURN_IF_ERROR(append_locked(std::move(record)));
+  // Written as it is (not redacted): the reason is coffer's own word and the MAC is public.
+  Record record = this->record();
+  record.set_text("time", nlohmann::json(audit_time_now()).dump());
+  record.set_text("type", "\"checkpoint\"");
+  record.set_text("checkpoint", nlohmann::json{{"reason", reason}, {"mac", mac}}.dump());
+  COFFER_RETURN_IF_ERROR(append_locked(record));
   since_checkpoint_ = 0;
   // The head in the database is only worth something if the checkpoint is on disk first.
   COFFER_RETURN_IF_ERROR(sink_->sync());
@@ -153,17 +173,49 @@ Status AuditLog::rotate_locked() {
 }
 
 Status AuditLog::log(const crypto::SecretJson& entry) {
-  COFFER_ASSIGN_OR_RETURN(nlohmann::json record, redact(hmac_key_, entry));
-  if (!record.is_object() || !record.contains("type")) {
-    return Error(Code::internal, "audit entry must be an object with a type");
+  if (!entry.is_object()) return Error(Code::internal, "audit entry must be an object with a type");
+  Record r = record();
+  for (auto it = entry.begin(); it != entry.end(); ++it) {
+    const std::string_view name(it.key().data(), it.key().size());
+    if (name == "seq" || name == "prev") continue;  // the chain's own fields replace these
+    COFFER_RETURN_IF_ERROR(r.set(name, it.value()));
   }
-  if (!record.contains("time")) record["time"] = audit_time_now();
-  std::lock_guard<std::mutex> lock(mu_);
-  COFFER_RETURN_IF_ERROR(append_locked(std::move(record)));
-  if (++since_checkpoint_ >= options_.checkpoint_every) {
-    COFFER_RETURN_IF_ERROR(checkpoint_locked("interval", false));
+  return log(std::move(r));
+}
+
+Status AuditLog::prepare(Record& record) const {
+  if (!record.has("type")) return Error(Code::internal, "audit entry must be an object with a type");
+  if (!record.has("time")) {
+    std::string time = "\"";
+    time += audit_time_now();
+    time += '"';
+    record.set_text("time", time);
   }
   return Status::Ok();
+}
+
+Status AuditLog::log(Record record) {
+  COFFER_RETURN_IF_ERROR(prepare(record));
+  std::lock_guard<std::mutex> lock(mu_);
+  COFFER_RETURN_IF_ERROR(append_locked(record));
+  return after_append_locked(1);
+}
+
+Status AuditLog::log(Record first, Record second) {
+  COFFER_RETURN_IF_ERROR(prepare(first));
+  COFFER_RETURN_IF_ERROR(prepare(second));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (since_checkpoint_ + 1 < options_.checkpoint_every) {
+    // No checkpoint falls between them: one write.
+    const Record* both[] = {&first, &second};
+    COFFER_RETURN_IF_ERROR(append_locked(both, 2));
+    return after_append_locked(2);
+  }
+  // A checkpoint is due after the first: the same sequence as two log() calls.
+  COFFER_RETURN_IF_ERROR(append_locked(first));
+  COFFER_RETURN_IF_ERROR(after_append_locked(1));
+  COFFER_RETURN_IF_ERROR(append_locked(second));
+  return after_append_locked(1);
 }
 
 Status AuditLog::close() {

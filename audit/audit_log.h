@@ -1,9 +1,11 @@
 // AuditLog: the tamper-evident audit trail. Each call to log() redacts one Vault-shaped entry
-// (redact.h), adds `seq` and `prev` (hex SHA-256 of the previous line) and appends it to the sink
-// with one write. Checkpoint records carrying an HMAC over (seq, prev) with a key derived from
-// the keyring are written at open, every `checkpoint_every` records and at close; each
-// checkpoint also stores the chain head in the database, so a truncated or regrown log is found
-// by `cofferctl audit verify`. Fail closed: when log() fails the caller must refuse the request.
+// (redact.h, record.h), adds `seq` and `prev` (hex SHA-256 of the previous line) and appends it to
+// the sink with one write. Redaction and serialisation happen before the lock is taken; under it
+// only the chain fields are placed, the line hashed and written. Checkpoint records carrying an
+// HMAC over (seq, prev) with a key derived from the keyring are written at open, every
+// `checkpoint_every` records and at close; each checkpoint also stores the chain head in the
+// database, so a truncated or regrown log is found by `cofferctl audit verify`. Fail closed: when
+// log() fails the caller must refuse the request.
 // Thread-safe: records are serialised under one mutex (the chain is a total order).
 #pragma once
 
@@ -16,6 +18,7 @@
 #include <thread>
 
 #include "audit/chain.h"
+#include "audit/record.h"
 #include "audit/sink.h"
 #include "common/status.h"
 #include "crypto/secret_bytes.h"
@@ -48,8 +51,18 @@ class AuditLog {
   AuditLog& operator=(const AuditLog&) = delete;
 
   // Appends one entry (a JSON object with at least "type"). `time` is added when absent.
-  // Errors: unavailable (the record is not in the kernel: refuse the request), internal.
+  // Errors: unavailable (the record is not in the kernel: refuse the request), internal,
+  // invalid_argument (a field that must stay in clear is not valid UTF-8).
   Status log(const crypto::SecretJson& entry);
+  // The same for a record built member by member (record.h): an empty record bound to this log's
+  // HMAC key, to fill with Record::set and pass to log(). Records may be copied, so members that
+  // two records share are redacted once.
+  Record record() const { return Record(hmac_key_); }
+  Status log(Record record);
+  // Two records with consecutive sequence numbers, in one write(2) when no checkpoint falls
+  // between them (a refused request: its request and response records are both known at once).
+  // Both are in the kernel, or neither is, when this returns. Errors: as log().
+  Status log(Record first, Record second);
   // Writes the shutdown checkpoint, syncs, and stores the head as "stopped". Idempotent.
   Status close();
   // SIGHUP: reopens the sink (after a fault or after the file was moved aside) and writes a
@@ -65,7 +78,15 @@ class AuditLog {
  private:
   AuditLog(std::unique_ptr<AuditSink> sink, crypto::SecretBytes hmac_key, crypto::SecretBytes ckpt_key,
            storage::Storage* storage, AuditOptions options);
-  Status append_locked(nlohmann::json record);
+  // Fills in `time` when absent; checks for "type".
+  Status prepare(Record& record) const;
+  // Appends records (one write) and advances the chain. Checkpoints are the caller's.
+  Status append_locked(const Record* const* records, std::size_t n);
+  Status append_locked(const Record& record) {
+    const Record* one[] = {&record};
+    return append_locked(one, 1);
+  }
+  Status after_append_locked(std::uint64_t n);
   Status checkpoint_locked(const std::string& reason, bool stopped);
   Status rotate_locked();
   void sync_loop();

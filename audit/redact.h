@@ -25,4 +25,17 @@ bool allow_listed(std::string_view pointer);
 // The redacted copy of `entry`. Errors: internal (HMAC failure).
 Result<nlohmann::json> redact(const crypto::SecretBytes& key, const crypto::SecretJson& entry);
 
+// The same redaction written straight out as JSON text: appends to `out` exactly the bytes that
+// redact() of a value at JSON position `pointer` (e.g. "/request") would dump to, without the
+// redacted copy (this is the audit log's hot path: one record per request and per response).
+// `pointer` is restored before returning. Errors: internal (HMAC failure), invalid_argument (a key
+// or a string left in clear is not valid UTF-8: JSON text must be, and nlohmann's dump throws).
+Status redact_to_text(const crypto::SecretBytes& key, const crypto::SecretJson& value, std::string& pointer,
+                      std::string& out);
+
+// Appends `s` as a JSON string literal, escaped as nlohmann::json::dump() escapes it (\", \\,
+// \b \f \n \r \t, other control characters as \u00xx, everything else as is). Returns false,
+// leaving `out` unspecified, when `s` is not valid UTF-8.
+bool append_json_string(std::string& out, std::string_view s);
+
 }  // namespace coffer::audit

@@ -6,8 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "common/duration.h"
-#include "auth/policy_store.h"
+#include "auth/role_fields.h"
 
 namespace coffer::auth {
 namespace {
@@ -16,85 +15,9 @@ using nlohmann::json;
 
 Status bad(const std::string& message) { return Error(Code::invalid_argument, message); }
 
-std::string trim(std::string_view s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string_view::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(b, e - b + 1));
-}
-
-// Vault's TypeCommaStringSlice: a comma-separated string or an array of strings; entries are
-// trimmed and empty ones dropped.
-Result<std::optional<std::vector<std::string>>> string_list(const json& body, const char* key) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return std::optional<std::vector<std::string>>();
-  std::vector<std::string> out;
-  auto add = [&out](std::string_view s) {
-    std::string t = trim(s);
-    if (!t.empty()) out.push_back(std::move(t));
-  };
-  if (it->is_string()) {
-    const std::string& s = it->get_ref<const std::string&>();
-    std::size_t start = 0;
-    while (start <= s.size()) {
-      auto comma = s.find(',', start);
-      if (comma == std::string::npos) comma = s.size();
-      add(std::string_view(s).substr(start, comma - start));
-      start = comma + 1;
-    }
-  } else if (it->is_array()) {
-    for (const auto& e : *it) {
-      if (!e.is_string()) return bad(std::string("\"") + key + "\" must be a list of strings");
-      add(e.get_ref<const std::string&>());
-    }
-  } else {
-    return bad(std::string("\"") + key + "\" must be a string or a list of strings");
-  }
-  return std::optional<std::vector<std::string>>(std::move(out));
-}
-
-Result<std::optional<std::int64_t>> duration_field(const json& body, const char* key) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return std::optional<std::int64_t>();
-  auto d = parse_duration_value(*it);
-  if (!d.ok()) return bad(std::string("\"") + key + "\": " + d.status().message());
-  return std::optional<std::int64_t>(*d);
-}
-
-Result<std::optional<bool>> bool_field(const json& body, const char* key) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return std::optional<bool>();
-  if (it->is_boolean()) return std::optional<bool>(it->get<bool>());
-  if (it->is_number_integer()) return std::optional<bool>(it->get<std::int64_t>() != 0);
-  if (it->is_string()) {
-    const std::string& s = it->get_ref<const std::string&>();
-    if (s == "true" || s == "1" || s == "t" || s == "True" || s == "TRUE") return std::optional<bool>(true);
-    if (s == "false" || s == "0" || s == "f" || s == "False" || s == "FALSE" || s.empty()) {
-      return std::optional<bool>(false);
-    }
-  }
-  return bad(std::string("\"") + key + "\" must be a boolean");
-}
-
-Result<std::optional<std::string>> string_field(const json& body, const char* key) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return std::optional<std::string>();
-  if (!it->is_string()) return bad(std::string("\"") + key + "\" must be a string");
-  return std::optional<std::string>(it->get<std::string>());
-}
-
-// Old and new spellings of a token field (Vault's tokenutil.UpgradeValue): either, not both.
-const char* pick(const json& body, const char* current, const char* legacy) {
-  if (legacy == nullptr) return current;
-  const bool has_current = body.contains(current) && !body[current].is_null();
-  const bool has_legacy = body.contains(legacy) && !body[legacy].is_null();
-  if (has_current && has_legacy) return nullptr;
-  return has_legacy ? legacy : current;
-}
-
 Status refuse_restricting_fields(const json& body) {
   for (const char* key : {"allowed_names", "required_extensions", "token_bound_cidrs", "bound_cidrs"}) {
-    COFFER_ASSIGN_OR_RETURN(auto v, string_list(body, key));
+    COFFER_ASSIGN_OR_RETURN(auto v, string_list_field(body, key));
     if (v && !v->empty()) return bad(std::string("\"") + key + "\" is not supported by coffer");
   }
   for (const char* key : {"token_num_uses", "num_uses", "token_period", "period"}) {
@@ -126,24 +49,12 @@ Status apply_body(CertRole& role, const json& body) {
                              ListField{"allowed_email_sans", &role.allowed_email_sans},
                              ListField{"allowed_uri_sans", &role.allowed_uri_sans},
                              ListField{"allowed_organizational_units", &role.allowed_organizational_units}}) {
-    COFFER_ASSIGN_OR_RETURN(auto v, string_list(body, f.key));
+    COFFER_ASSIGN_OR_RETURN(auto v, string_list_field(body, f.key));
     if (v) *f.out = std::move(*v);
   }
 
-  const char* policies_key = pick(body, "token_policies", "policies");
-  if (!policies_key) return bad("cannot specify both \"token_policies\" and \"policies\"");
-  COFFER_ASSIGN_OR_RETURN(auto policies, string_list(body, policies_key));
-  if (policies) {
-    std::vector<std::string> clean;
-    for (const auto& p : *policies) {
-      auto n = PolicyStore::normalize_name(p);
-      if (!n.ok()) return bad("\"" + std::string(policies_key) + "\": " + n.status().message());
-      clean.push_back(std::move(n).value());
-    }
-    std::sort(clean.begin(), clean.end());
-    clean.erase(std::unique(clean.begin(), clean.end()), clean.end());
-    role.token_policies = std::move(clean);
-  }
+  COFFER_ASSIGN_OR_RETURN(auto policies, policies_field(body));
+  if (policies) role.token_policies = std::move(*policies);
 
   struct TtlField {
     const char* current;
@@ -153,7 +64,7 @@ Status apply_body(CertRole& role, const json& body) {
   for (const TtlField& f : {TtlField{"token_ttl", "ttl", &role.token_ttl},
                             TtlField{"token_max_ttl", "max_ttl", &role.token_max_ttl},
                             TtlField{"token_explicit_max_ttl", nullptr, &role.token_explicit_max_ttl}}) {
-    const char* key = pick(body, f.current, f.legacy);
+    const char* key = pick_field(body, f.current, f.legacy);
     if (!key) return bad(std::string("cannot specify both \"") + f.current + "\" and \"" + f.legacy + "\"");
     COFFER_ASSIGN_OR_RETURN(auto v, duration_field(body, key));
     if (v) *f.out = *v;
@@ -186,7 +97,7 @@ json stored_json(const CertRole& r) {
 // Builds a role from scratch or on top of `base`, and its anchors.
 Result<std::pair<CertRole, crypto::TrustAnchors>> build_role(CertRole role, const json& body) {
   COFFER_RETURN_IF_ERROR(apply_body(role, body));
-  if (trim(role.certificate).empty()) return bad("missing certificate");
+  if (trim_space(role.certificate).empty()) return bad("missing certificate");
   // Refuse a pasted private key: it would otherwise be stored (in clear) with the role.
   if (role.certificate.find("PRIVATE KEY") != std::string::npos) {
     return bad("\"certificate\" must contain certificates only, not a private key");
@@ -195,13 +106,6 @@ Result<std::pair<CertRole, crypto::TrustAnchors>> build_role(CertRole role, cons
   if (!anchors.ok()) return bad("failed to parse certificate: " + anchors.status().message());
   if (role.display_name.empty()) role.display_name = role.name;
   return std::make_pair(std::move(role), std::move(anchors).value());
-}
-
-Result<json> parse_body(std::string_view text) {
-  if (trim(text).empty()) return json::object();
-  json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded() || !body.is_object()) return bad("the request body must be a JSON object");
-  return body;
 }
 
 bool any_glob(const std::vector<std::string>& patterns, const std::vector<std::string>& values) {
@@ -262,17 +166,7 @@ bool glob_match(std::string_view pattern, std::string_view subj) {
   return trailing || subj.ends_with(parts[end]);
 }
 
-Status CertRoleStore::validate_name(std::string_view name) {
-  // Vault's framework.GenericNameRegex: \w(([\w-.]+)?\w)?
-  auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
-  if (name.empty()) return bad("missing role name");
-  if (name.size() > 128) return bad("role name is longer than 128 characters");
-  if (!word(name.front()) || !word(name.back())) return bad("invalid role name \"" + std::string(name) + "\"");
-  for (char c : name) {
-    if (!word(c) && c != '-' && c != '.') return bad("invalid role name \"" + std::string(name) + "\"");
-  }
-  return Status::Ok();
-}
+Status CertRoleStore::validate_name(std::string_view name) { return validate_role_name(name); }
 
 Result<std::unique_ptr<CertRoleStore>> CertRoleStore::load(storage::Storage& storage) {
   std::unique_ptr<CertRoleStore> store(new CertRoleStore(storage));
@@ -312,7 +206,7 @@ std::shared_ptr<const CertRoleStore::Snapshot> CertRoleStore::snapshot() const {
 }
 
 Status CertRoleStore::write_text(std::string_view name, std::string_view json_body) {
-  COFFER_ASSIGN_OR_RETURN(json body, parse_body(json_body));
+  COFFER_ASSIGN_OR_RETURN(json body, parse_body_text(json_body));
   return write(name, body);
 }
 

@@ -48,7 +48,8 @@ std::vector<std::string> Capabilities::names() const {
 
 std::string_view default_policy_text() {
   // Vault's default policy, limited to the endpoints coffer serves: a token may look itself up,
-  // renew and revoke itself, ask what it may do, and list the mounts it can see.
+  // renew and revoke itself, ask what it may do, list the mounts it can see, and use response
+  // wrapping (wrap, look up and unwrap).
   static constexpr std::string_view kText = R"(# Allow tokens to look up their own properties
 path "auth/token/lookup-self" {
     capabilities = ["read"]
@@ -72,6 +73,24 @@ path "sys/capabilities-self" {
 # Allow a token to list the mounts it has access to (used by the CLI and UI)
 path "sys/internal/ui/mounts" {
     capabilities = ["read"]
+}
+
+# Allow a token to wrap arbitrary values in a response-wrapping token
+path "sys/wrapping/wrap" {
+    capabilities = ["update"]
+}
+
+# Allow a token to look up the creation time and TTL of a given
+# response-wrapping token
+path "sys/wrapping/lookup" {
+    capabilities = ["update"]
+}
+
+# Allow a token to unwrap a response-wrapping token. This is a convenience to
+# avoid client token swapping since this is also part of the response wrapping
+# policy.
+path "sys/wrapping/unwrap" {
+    capabilities = ["update"]
 }
 )";
   return kText;
@@ -329,6 +348,13 @@ Capabilities Acl::capabilities(std::string_view path) const {
 std::vector<std::string> Acl::capability_names(std::string_view path) const {
   if (root_) return {"root"};
   return capabilities(path).names();
+}
+
+Acl::WrappingBounds Acl::wrapping_bounds(std::string_view path, bool list_op) const {
+  if (root_) return {};
+  const PathRule* r = find(path, list_op);
+  if (!r || r->capabilities.denied()) return {};
+  return WrappingBounds{r->min_wrapping_ttl, r->max_wrapping_ttl};
 }
 
 bool Acl::allows(std::string_view path, Capability op, const AccessRequest& request) const {

@@ -90,6 +90,8 @@ Status validate_pattern(std::string_view pattern);
 
 inline constexpr std::string_view kRootPolicyName = "root";
 inline constexpr std::string_view kDefaultPolicyName = "default";
+// Held by response-wrapping tokens only; reserved (PolicyStore refuses to define it) and empty.
+inline constexpr std::string_view kResponseWrappingPolicyName = "response-wrapping";
 // The built-in default policy text (token self-service, sys/capabilities-self,
 // sys/internal/ui/mounts), as Vault ships it, trimmed to what coffer serves.
 std::string_view default_policy_text();
@@ -123,6 +125,15 @@ class Acl {
   // rule's min/max_wrapping_ttl and parameter constraints to `request` as Vault does: a rule
   // with a wrapping TTL bound refuses unwrapped requests; required parameters must be present.
   bool allows(std::string_view path, Capability op, const AccessRequest& request = {}) const;
+
+  // The response-wrapping TTL bounds (min_wrapping_ttl, max_wrapping_ttl; 0 = none) of the rule
+  // that governs `path`, so that a refusal by allows() can say why. None for root, for a path no
+  // rule matches and for a denied one.
+  struct WrappingBounds {
+    std::int64_t min = 0;
+    std::int64_t max = 0;
+  };
+  WrappingBounds wrapping_bounds(std::string_view path, bool list_op) const;
 
  private:
   struct Rule {

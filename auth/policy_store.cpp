@@ -35,16 +35,21 @@ void PolicyStore::invalidate() {
 Status PolicyStore::put(std::string_view name, std::string_view text) {
   COFFER_ASSIGN_OR_RETURN(std::string n, normalize_name(name));
   if (n == kRootPolicyName) return Error(Code::invalid_argument, "cannot update \"root\" policy");
+  // The wrapping tokens' policy: it must grant nothing through the ACL (the router confines those
+  // tokens to sys/wrapping/), so nobody may define it.
+  if (n == kResponseWrappingPolicyName) {
+    return Error(Code::invalid_argument, "cannot update \"response-wrapping\" policy: it is reserved for "
+                                         "response-wrapping tokens");
+  }
   COFFER_ASSIGN_OR_RETURN(Policy parsed, parse_policy(n, text));
-  // The router does not yet hand request data or a wrap TTL to the ACL check, so these rules
-  // could not be enforced: refuse them rather than store a policy that means less than it says.
+  // The router does not yet hand request data to the ACL check, so parameter constraints could
+  // not be enforced: refuse them rather than store a policy that means less than it says. The
+  // wrapping TTL bounds are enforced (the router passes X-Vault-Wrap-TTL to every check).
   for (const PathRule& rule : parsed.rules) {
     const char* unsupported = nullptr;
     if (!rule.allowed_parameters.empty()) unsupported = "allowed_parameters";
     else if (!rule.denied_parameters.empty()) unsupported = "denied_parameters";
     else if (!rule.required_parameters.empty()) unsupported = "required_parameters";
-    else if (rule.min_wrapping_ttl != 0) unsupported = "min_wrapping_ttl";
-    else if (rule.max_wrapping_ttl != 0) unsupported = "max_wrapping_ttl";
     if (unsupported != nullptr) {
       return Error(Code::invalid_argument,
                    "policy \"" + n + "\", path \"" + rule.pattern + "\": " + unsupported +
@@ -98,6 +103,8 @@ Result<std::vector<std::string>> PolicyStore::list() {
 
 Result<std::shared_ptr<const Policy>> PolicyStore::load(const std::string& name) {
   if (name == kRootPolicyName) return root_policy();
+  // Grants nothing, even if a database from before the name was reserved holds such a policy.
+  if (name == kResponseWrappingPolicyName) return std::shared_ptr<const Policy>();
   std::uint64_t generation = 0;
   {
     std::lock_guard lock(mu_);

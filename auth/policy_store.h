@@ -38,7 +38,8 @@ class PolicyStore {
   static Result<std::string> normalize_name(std::string_view name);
 
   // Creates or replaces a policy after parsing it. Errors: invalid_argument (bad name, parse
-  // error with line number, `cannot update "root" policy`), storage errors.
+  // error with line number, `cannot update "root" policy`, the reserved "response-wrapping",
+  // parameter constraints, which cannot be enforced yet), storage errors.
   Status put(std::string_view name, std::string_view text);
   // Errors: not_found, invalid_argument (bad name), data_loss (stored document unreadable).
   Result<PolicyDocument> get(std::string_view name);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "common/duration.h"
 #include "crypto/encoding.h"
 #include "crypto/mac.h"
 #include "crypto/random.h"
@@ -54,14 +55,7 @@ bool contains(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-std::string rfc3339(std::int64_t unix_seconds) {
-  const std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string rfc3339(std::int64_t unix_seconds) { return format_rfc3339(unix_seconds); }
 
 }  // namespace
 

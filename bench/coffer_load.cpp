@@ -5,7 +5,7 @@
 //
 //   coffer_load --port P --ca ca.crt --cert c.crt --key c.key --scenario S
 //               [--connections 64] [--threads 2] [--duration 10] [--token T]
-//               [--path /v1/secret/bench/app] [--role web] [--label text]
+//               [--path /v1/secret/bench/app] [--role web] [--label text] [--count N]
 //
 // Scenarios:
 //   read   GET --path with X-Vault-Token over keep-alive connections (expects 200)
@@ -14,6 +14,8 @@
 //          keep-alive connection; one operation = both requests (expects 200, 200)
 //   write  PUT /v1/secret/bench/w/<conn>-<n % 256> with a ~100 byte JSON body (expects 204)
 //   mixed  95% read, 5% write
+//   fill   PUT --count distinct secrets (secret/fill/<n/1000>/<n>, ~100 bytes each) once each,
+//          then stop (--duration is the upper bound); for bench/rss.sh
 //
 // Output: a human summary, then one machine line starting with "RESULT " (key=value pairs)
 // that bench/run.sh parses.
@@ -49,7 +51,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-enum class Scenario { read, fresh, login, write, mixed };
+enum class Scenario { read, fresh, login, write, mixed, fill };
 
 struct Options {
   std::string host = "127.0.0.1";
@@ -62,7 +64,11 @@ struct Options {
   unsigned connections = 64;
   unsigned threads = 2;
   double duration = 10.0;
+  std::uint64_t count = 100000;  // fill: how many secrets
 };
+
+// fill: the next secret number to write, shared by every connection of every thread.
+std::atomic<std::uint64_t> g_fill_next{0};
 
 // Log-linear latency histogram in microseconds: 32 sub-buckets per power of two (about 3%
 // resolution), up to 2^31 us. Per thread, merged at the end.
@@ -134,6 +140,7 @@ struct Conn {
   bool close_after = false;
   std::string login_token;
   Clock::time_point op_start;
+  bool done = false;      // fill: nothing left to write
 };
 
 const char* kWriteBody =
@@ -163,7 +170,7 @@ class Worker {
     }
     for (auto& c : conns_) start_connect(*c);
     std::vector<epoll_event> events(conns_.size() + 1);
-    while (Clock::now() < deadline_) {
+    while (Clock::now() < deadline_ && !all_done()) {
       int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 50);
       if (n < 0 && errno != EINTR) break;
       for (int i = 0; i < n; ++i) {
@@ -172,11 +179,15 @@ class Worker {
       }
       // Connections that failed to (re)connect are retried here, bounded by the deadline.
       for (auto& c : conns_)
-        if (c->fd < 0 && Clock::now() < deadline_) start_connect(*c);
+        if (c->fd < 0 && !c->done && Clock::now() < deadline_) start_connect(*c);
     }
   }
 
  private:
+  bool all_done() const {
+    return std::all_of(conns_.begin(), conns_.end(), [](const auto& c) { return c->done; });
+  }
+
   void teardown(Conn& c) {
     if (c.ssl != nullptr) {
       SSL_free(c.ssl);
@@ -236,7 +247,20 @@ class Worker {
     const bool fresh = o_.scenario == Scenario::fresh;
     bool write = o_.scenario == Scenario::write;
     if (o_.scenario == Scenario::mixed) write = (rng_() % 100) < 5;
-    if (o_.scenario == Scenario::login && c.step == 0) {
+    if (o_.scenario == Scenario::fill) {
+      const std::uint64_t n = g_fill_next.fetch_add(1);
+      if (n >= o_.count) {
+        c.done = true;
+        teardown(c);
+        return;
+      }
+      std::string body = "{\"n\":" + std::to_string(n) + "," + (kWriteBody + 1);
+      c.out = "PUT /v1/secret/fill/" + std::to_string(n / 1000) + "/" + std::to_string(n) +
+              " HTTP/1.1\r\nHost: " + o_.host + "\r\nX-Vault-Token: " + o_.token +
+              "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+              "\r\n\r\n" + body;
+      c.expect = 204;
+    } else if (o_.scenario == Scenario::login && c.step == 0) {
       std::string body = "{\"name\":\"" + o_.role + "\"}";
       c.out = "POST /v1/auth/cert/login HTTP/1.1\r\nHost: " + o_.host +
               "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
@@ -271,7 +295,7 @@ class Worker {
         if (rc == 1) {
           ++stats_.connects;
           build_request(c);
-          continue;
+          continue;  // (fill: build_request may have closed it; the loop checks c.fd)
         }
         if (!want(c, rc)) fail(c);
         return;
@@ -373,7 +397,7 @@ class Worker {
       return false;  // start_connect drove the new connection already
     }
     build_request(c);
-    return true;
+    return c.fd >= 0;
   }
 
   const Options& o_;
@@ -387,8 +411,8 @@ class Worker {
 
 void usage() {
   std::cerr << "usage: coffer_load --port P --ca ca.crt --cert c.crt --key c.key "
-               "--scenario read|fresh|login|write|mixed [--connections N] [--threads M] "
-               "[--duration S] [--token T] [--path /v1/...] [--role web] [--label text]\n";
+               "--scenario read|fresh|login|write|mixed|fill [--connections N] [--threads M] "
+               "[--duration S] [--token T] [--path /v1/...] [--role web] [--label text] [--count N]\n";
 }
 
 bool parse(int argc, char** argv, Options& o) {
@@ -408,6 +432,7 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--connections") o.connections = static_cast<unsigned>(std::strtoul(v.c_str(), nullptr, 10));
     else if (a == "--threads") o.threads = static_cast<unsigned>(std::strtoul(v.c_str(), nullptr, 10));
     else if (a == "--duration") o.duration = std::strtod(v.c_str(), nullptr);
+    else if (a == "--count") o.count = std::strtoull(v.c_str(), nullptr, 10);
     else if (a == "--scenario") {
       o.scenario_name = v;
       if (v == "read") o.scenario = Scenario::read;
@@ -415,6 +440,7 @@ bool parse(int argc, char** argv, Options& o) {
       else if (v == "login") o.scenario = Scenario::login;
       else if (v == "write") o.scenario = Scenario::write;
       else if (v == "mixed") o.scenario = Scenario::mixed;
+      else if (v == "fill") o.scenario = Scenario::fill;
       else return false;
     } else {
       return false;

@@ -17,16 +17,21 @@
 #include <string>
 #include <vector>
 
+#include "api/rate_limit.h"
+#include "api/vault_router.h"
 #include "audit/audit_log.h"
 #include "audit/chain.h"
+#include "audit/record.h"
 #include "audit/sink.h"
 #include "audit/verify.h"
+#include "auth/login_lockout.h"
 #include "auth/policy.h"
 #include "auth/token_store.h"
 #include "crypto/aead.h"
 #include "crypto/random.h"
 #include "crypto/secret_bytes.h"
 #include "crypto/secret_json.h"
+#include "engines/kv_engine.h"
 #include "keys/keyring.h"
 #include "storage/barrier.h"
 #include "storage/sqlite_storage.h"
@@ -222,6 +227,129 @@ void BM_AuditAppend(benchmark::State& state) {
 }
 BENCHMARK(BM_AuditAppend)->Arg(0)->Arg(1)->UseRealTime();
 
+// The audit work of one audited secret read, as the router does it: a request record and a
+// response record of Vault's full shape (request block, caller's auth block with token and
+// accessor, the secret's three values in the response), group commit. "Records" builds them as
+// audit::Records sharing the request and auth members (redacted once, api/vault_router.cpp);
+// "Entries" logs the same two entries whole, each redacted on its own (the router before).
+crypto::SecretJson audit_read_request() {
+  crypto::SecretJson r;
+  r["id"] = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
+  r["operation"] = "read";
+  r["path"] = "secret/bench/app";
+  r["namespace"]["id"] = "root";
+  r["remote_address"] = "127.0.0.1";
+  r["remote_port"] = 51234;
+  r["client_certificate_sha256"] = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+  r["mount_point"] = "secret/";
+  r["mount_type"] = "kv";
+  r["client_token"] = "hvs.Q1qWyVpm8EcUjsG3epDwOSNrPGPUuxUj";
+  return r;
+}
+
+crypto::SecretJson audit_read_auth() {
+  crypto::SecretJson a;
+  a["client_token"] = "hvs.Q1qWyVpm8EcUjsG3epDwOSNrPGPUuxUj";
+  a["accessor"] = "hLmT0xq3FkYpZ8wRc2Vn5sJd";
+  a["display_name"] = "cert-web";
+  a["policies"] = crypto::SecretJson::array({"default", "web"});
+  a["token_policies"] = crypto::SecretJson::array({"default", "web"});
+  a["token_type"] = "service";
+  a["token_ttl"] = 3600;
+  a["token_issue_time"] = 1764100000;
+  a["metadata"]["cert_name"] = "web";
+  a["metadata"]["common_name"] = "web01";
+  return a;
+}
+
+crypto::SecretJson audit_read_response() {
+  crypto::SecretJson out;
+  out["status_code"] = 200;
+  out["mount_type"] = "kv";
+  out["data"] = crypto::SecretJson::parse(kRecord);
+  return out;
+}
+
+std::unique_ptr<audit::AuditLog> bench_audit_log(const std::string& name) {
+  Fixture& f = fixture();
+  const std::string path = (f.dir / name).string();
+  return must(audit::AuditLog::open(must(audit::FileSink::open(path), "audit sink"), f.keyring->audit_hmac_key(),
+                                    nullptr, {}),
+              "audit log");
+}
+
+void BM_AuditReadRecords(benchmark::State& state) {
+  auto log = bench_audit_log("audit-read-records.log");
+  for (auto _ : state) {
+    // As the router builds them per request (the SecretJson blocks included).
+    audit::Record request = log->record();
+    must(request.set("request", audit_read_request()), "set request");
+    must(request.set("auth", audit_read_auth()), "set auth");
+    audit::Record response = request;
+    must(request.set("type", crypto::SecretJson("request")), "set type");
+    must(log->log(std::move(request)), "audit request");
+    must(response.set("type", crypto::SecretJson("response")), "set type");
+    must(response.set("response", audit_read_response()), "set response");
+    must(log->log(std::move(response)), "audit response");
+  }
+  must(log->close(), "audit close");
+}
+BENCHMARK(BM_AuditReadRecords)->UseRealTime();
+
+void BM_AuditReadEntries(benchmark::State& state) {
+  auto log = bench_audit_log("audit-read-entries.log");
+  for (auto _ : state) {
+    crypto::SecretJson e;
+    e["type"] = "request";
+    e["request"] = audit_read_request();
+    e["auth"] = audit_read_auth();
+    must(log->log(e), "audit request");
+    e["type"] = "response";
+    e["response"] = audit_read_response();
+    must(log->log(e), "audit response");
+  }
+  must(log->close(), "audit close");
+}
+BENCHMARK(BM_AuditReadEntries)->UseRealTime();
+
+// One keep-alive secret read as the router answers it, in process (no TLS, no sockets): token
+// lookup, ACL, the KV read and the response body, and with range(0) = 1 the two audit records
+// (group commit). What cofferd adds to a bare HTTP server per read, less libmicrohttpd's share.
+void BM_RouterRead(benchmark::State& state) {
+  Fixture& f = fixture();
+  static auth::TokenStore tokens(*f.storage, f.keyring->token_hash_key());
+  static auth::PolicyStore policies(*f.storage);
+  static std::unique_ptr<auth::CertRoleStore> roles = must(auth::CertRoleStore::load(*f.storage), "cert roles");
+  static storage::Barrier barrier(*f.storage, *f.keyring);
+  static engines::KvEngine kv(barrier);
+  static const std::string token = [] {
+    auth::TokenSpec spec;
+    spec.policies = {"root"};
+    spec.no_expiry = true;
+    auto issued = must(tokens.create(spec), "token create");
+    must(kv.write("bench/app", crypto::SecretJson::parse(kRecord)), "kv write");
+    return std::string(issued.token.view(crypto::reveal()));
+  }();
+  std::unique_ptr<audit::AuditLog> log;
+  if (state.range(0) == 1) log = bench_audit_log("audit-router.log");
+  api::VaultRouter router(api::Services{tokens, policies, *roles, kv, api::ServerInfo{}}, log.get());
+  api::HttpRequest req;
+  req.method = "GET";
+  req.path = "/v1/secret/bench/app";
+  req.remote_address = "127.0.0.1";
+  req.remote_port = 40000;
+  req.peer.fingerprint_sha256_hex = std::string(64, 'c');
+  req.headers.emplace_back("host", "127.0.0.1");
+  req.headers.emplace_back("x-vault-token", crypto::SecretString(token.begin(), token.end()));
+  for (auto _ : state) {
+    api::HttpResponse r = router.handle(req);
+    if (r.status != 200) state.SkipWithError("read failed");
+    benchmark::DoNotOptimize(r);
+  }
+  if (log) must(log->close(), "audit close");
+}
+BENCHMARK(BM_RouterRead)->Arg(0)->Arg(1);
+
 // Verifying a log of range(0) records (chain + checkpoint MACs); issue 5 asks for 1 million.
 void BM_AuditVerify(benchmark::State& state) {
   Fixture& f = fixture();
@@ -245,6 +373,64 @@ void BM_AuditVerify(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * n);
 }
 BENCHMARK(BM_AuditVerify)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+// The rate limiter runs on every request (issue 6). Limits high enough that nothing is refused:
+// this is the cost of an allowed request.
+api::RateLimitSettings generous_limits() {
+  api::RateLimitSettings s;
+  s.read = {{1e6, 1e9}, {1e6, 1e9}};
+  return s;
+}
+
+// One client (a certificate and an address) reading: two shard locks, two lookups.
+void BM_RateLimitAcquire(benchmark::State& state) {
+  static api::RateLimiter limiter(generous_limits());
+  // Each thread its own certificate, all from one address (every unit on a box shares it).
+  const std::string identity = std::string(64, 'a') + std::to_string(state.thread_index());
+  for (auto _ : state) {
+    auto d = limiter.acquire(api::RateClass::read, identity, "10.1.2.3");
+    benchmark::DoNotOptimize(d);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RateLimitAcquire)->Threads(1)->Threads(2)->Threads(8)->UseRealTime();
+
+// A flood of new addresses (one request each) with the address table at its cap (16384
+// buckets). Arg 0: the default read limits, where a bucket used once refills within
+// milliseconds and is dropped as idle. Arg 1: the worst case, no bucket ever refills, so each
+// new address scans its shard (16384 / 64) and evicts the bucket closest to full.
+void BM_RateLimitFloodAtCap(benchmark::State& state) {
+  api::RateLimitSettings s;
+  s.read.identity = {1e6, 1e9};
+  if (state.range(0) == 1) s.read.address = {1e-3, 1e9};
+  api::RateLimiter limiter(s);
+  std::vector<std::string> addresses;
+  for (int i = 0; i < 200000; ++i) {
+    addresses.push_back("10." + std::to_string(i >> 16) + "." + std::to_string((i >> 8) & 255) + "." +
+                        std::to_string(i & 255));
+  }
+  for (std::size_t i = 0; i < 20000; ++i) (void)limiter.acquire(api::RateClass::read, "cert", addresses[i]);
+  std::size_t i = 20000;
+  for (auto _ : state) {
+    auto d = limiter.acquire(api::RateClass::read, "cert", addresses[i]);
+    benchmark::DoNotOptimize(d);
+    if (++i == addresses.size()) i = 0;
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["buckets"] = static_cast<double>(limiter.size());
+}
+BENCHMARK(BM_RateLimitFloodAtCap)->Arg(0)->Arg(1);
+
+// A login's lockout check for an identity with no failures (the common case).
+void BM_LockoutCheck(benchmark::State& state) {
+  auth::LoginLockout lockout(auth::LockoutSettings{});
+  const std::string key = "cert:" + std::string(64, 'f');
+  for (auto _ : state) {
+    Status st = lockout.check(key);
+    benchmark::DoNotOptimize(st);
+  }
+}
+BENCHMARK(BM_LockoutCheck);
 
 }  // namespace
 

@@ -2,6 +2,7 @@
 #include "common/duration.h"
 
 #include <cmath>
+#include <ctime>
 #include <limits>
 #include <string>
 
@@ -103,6 +104,15 @@ Result<std::int64_t> parse_duration_value(const nlohmann::json& value) {
     return static_cast<std::int64_t>(std::floor(v));
   }
   return Error(Code::invalid_argument, "a duration must be a number of seconds or a string like \"1h\"");
+}
+
+std::string format_rfc3339(std::int64_t unix_seconds) {
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace coffer

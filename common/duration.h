@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -17,5 +18,8 @@ namespace coffer {
 // units, unknown units, negative values, overflow, or non-string/non-number JSON.
 Result<std::int64_t> parse_duration(std::string_view text);
 Result<std::int64_t> parse_duration_value(const nlohmann::json& value);
+
+// Unix seconds as RFC 3339 in UTC ("2026-11-25T21:13:26Z"), the form Vault's JSON uses for times.
+std::string format_rfc3339(std::int64_t unix_seconds);
 
 }  // namespace coffer

@@ -19,5 +19,9 @@ Result<SecretBytes> random_key(std::size_t n);
 Result<SecretBytes> random_base62(std::size_t length);
 // A random RFC 4122 version-4 UUID string (request ids, accessors).
 Result<std::string> random_uuid();
+// The same shape for request ids, which every request needs: cut from a per-thread buffer of
+// CSPRNG output (one RAND_bytes call per 32 ids; a forked child refills first). Not for anything
+// that is a credential or must stay unguessable by someone who can read process memory.
+Result<std::string> random_request_id();
 
 }  // namespace coffer::crypto

@@ -1,6 +1,7 @@
 // cofferd: the coffer daemon. run() follows systemd's order: config, hardening of the process,
 // PIN credential, key protector, database, keyring, services, listener, READY=1; then it waits
-// for signals (signalfd-style sigtimedwait, no work in handlers) and sweeps expired tokens.
+// for signals (signalfd-style sigtimedwait, no work in handlers) and sweeps expired tokens (with
+// their wrapped responses), AppRole secret IDs and request nonces.
 // Every start-up failure is one clear log line and a non-zero exit.
 #include <signal.h>
 #include <sys/prctl.h>
@@ -14,13 +15,18 @@
 
 #include "api/http_server.h"
 #include "api/vault_router.h"
+#include "api/rate_limit.h"
 #include "audit/audit_log.h"
+#include "auth/approle.h"
 #include "auth/cert_roles.h"
+#include "auth/login_lockout.h"
+#include "auth/nonce_guard.h"
 #include "auth/policy_store.h"
 #include "auth/token_store.h"
 #include "common/log.h"
 #include "daemon/app.h"
 #include "engines/kv_engine.h"
+#include "engines/wrapping.h"
 #include "keys/keyring.h"
 #include "storage/barrier.h"
 
@@ -36,6 +42,51 @@ Status harden_process() {
 }
 
 std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+std::string describe_brute_force_limits(const Config& c) {
+  std::string text = "rate limits: ";
+  if (c.rate_limit.enabled) {
+    auto one = [](const char* name, const api::ClassLimits& l) {
+      auto num = [](double v) {
+        std::string t = std::to_string(v);
+        t.erase(t.find_last_not_of('0') + 1);
+        if (!t.empty() && t.back() == '.') t.pop_back();
+        return t;
+      };
+      return std::string(name) + " " + num(l.identity.rate) + "/s burst " + num(l.identity.burst) +
+             " per certificate, " + num(l.address.rate) + "/s burst " + num(l.address.burst) + " per address";
+    };
+    text += one("login", c.rate_limit.login) + "; " + one("read", c.rate_limit.read) + "; " +
+            one("write", c.rate_limit.write);
+  } else {
+    text += "off ([rate_limit] enabled = false)";
+  }
+  text += "; login lockout: ";
+  text += c.lockout.enabled ? std::to_string(c.lockout.threshold) + " failed logins within " +
+                                  std::to_string(c.lockout.counter_reset_seconds) + "s lock an identity out for " +
+                                  std::to_string(c.lockout.duration_seconds) + "s"
+                            : std::string("off ([lockout] enabled = false)");
+  return text;
+}
+
+// Once a minute: drop idle buckets and expired lockout entries, and tell the operator what the
+// limits refused since the last report (per request it is only in the audit log and at debug).
+void report_brute_force_limits(api::RateLimiter& limiter, auth::LoginLockout& lockout) {
+  limiter.sweep();
+  lockout.sweep();
+  const api::RateStats st = limiter.take_stats();
+  const std::uint64_t refused = st.refused_login + st.refused_read + st.refused_write;
+  if (refused > 0) {
+    log_warning("rate limits refused " + std::to_string(refused) + " requests in the last minute (login " +
+                std::to_string(st.refused_login) + ", read " + std::to_string(st.refused_read) + ", write " +
+                std::to_string(st.refused_write) + "); the audit log names the clients");
+  }
+  if (st.active_evictions > 0) {
+    log_warning("rate limits: " + std::to_string(st.active_evictions) +
+                " active buckets evicted because a table was full (clients from many addresses or "
+                "certificates; raise rate_limit.max_buckets if this is legitimate load)");
+  }
+}
 
 int run(const std::string& config_path) {
   auto fail = [](const Status& st) {
@@ -85,8 +136,11 @@ int run(const std::string& config_path) {
   auto cert_roles = auth::CertRoleStore::load(**db);
   if (!cert_roles.ok()) return fail(cert_roles.status());
   for (const auto& warning : (*cert_roles)->load_warnings()) log_warning("cert role skipped: " + warning);
+  auth::AppRoleStore approle(**db, tokens, now_seconds);
   storage::Barrier barrier(**db, **keyring);
   engines::KvEngine kv(barrier);
+  engines::WrappingEngine wrapping(**db, barrier, tokens, now_seconds);
+  auth::NonceGuard nonces(**db, config->nonce_window_seconds, now_seconds);
 
   api::ServerInfo info;
   info.version = kVersion;
@@ -114,7 +168,18 @@ int run(const std::string& config_path) {
   } else {
     log_warning("no [audit] section in the configuration: requests are not audited");
   }
-  api::VaultRouter router(api::Services{tokens, policies, **cert_roles, kv, info}, audit_log.get());
+  // Brute-force defences (issue 6): in memory, so a restart clears them.
+  api::RateLimiter rate_limiter(config->rate_limit);
+  auth::LoginLockout lockout(config->lockout);
+  log_info(describe_brute_force_limits(*config));
+  api::Services services{tokens, policies, **cert_roles, kv, info};
+  services.rate_limiter = config->rate_limit.enabled ? &rate_limiter : nullptr;
+  services.lockout = config->lockout.enabled ? &lockout : nullptr;
+  services.approle = &approle;
+  services.wrapping = &wrapping;
+  services.max_wrapping_ttl = config->max_wrapping_ttl_seconds;
+  services.nonces = &nonces;
+  api::VaultRouter router(std::move(services), audit_log.get());
 
   // Block the signals before the listener starts its threads, so they inherit the mask and
   // only this thread receives them.
@@ -164,6 +229,17 @@ int run(const std::string& config_path) {
     if (now_seconds() >= next_sweep) {
       auto swept = tokens.sweep_expired();
       if (!swept.ok()) log_warning("expired-token sweep failed: " + swept.status().to_string());
+      auto secret_ids = approle.sweep_expired();
+      if (!secret_ids.ok()) {
+        log_warning("expired AppRole secret-ID sweep failed: " + secret_ids.status().to_string());
+      } else if (*secret_ids > 0) {
+        log_debug("swept " + std::to_string(*secret_ids) + " expired AppRole secret ID(s) and replay tombstone(s)");
+      }
+      // Expired wrapping tokens went with the token sweep (their responses cascade); request
+      // nonces whose window has passed are forgotten here.
+      auto swept_nonces = nonces.sweep();
+      if (!swept_nonces.ok()) log_warning("request-nonce sweep failed: " + swept_nonces.status().to_string());
+      report_brute_force_limits(rate_limiter, lockout);
       next_sweep = now_seconds() + 60;
     }
   }

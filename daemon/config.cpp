@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -48,6 +49,34 @@ class Reader {
     return Status::Ok();
   }
 
+  Status get_bool(const toml::table& t, const std::string& where, const char* key, bool& out) {
+    const auto* node = t.get(key);
+    if (node == nullptr) return Status::Ok();
+    if (!node->is_boolean()) return bad(where + "." + key, "must be true or false");
+    out = node->as_boolean()->get();
+    return Status::Ok();
+  }
+
+  // An integer or a floating-point number within (0, max].
+  Status get_positive_number(const toml::table& t, const std::string& where, const char* key, double& out,
+                             double max) {
+    const auto* node = t.get(key);
+    if (node == nullptr) return Status::Ok();
+    double v = 0;
+    if (node->is_integer()) {
+      v = static_cast<double>(node->as_integer()->get());
+    } else if (node->is_floating_point()) {
+      v = node->as_floating_point()->get();
+    } else {
+      return bad(where + "." + key, "must be a number");
+    }
+    if (!(v > 0 && v <= max)) {  // also refuses NaN
+      return bad(where + "." + key, "must be greater than 0 and at most " + std::to_string(static_cast<std::int64_t>(max)));
+    }
+    out = v;
+    return Status::Ok();
+  }
+
   Status get_duration(const toml::table& t, const std::string& where, const char* key,
                       std::int64_t& out, std::int64_t min) {
     const auto* node = t.get(key);
@@ -79,6 +108,52 @@ const toml::table* subtable(const toml::table& t, const char* key) {
   return node != nullptr ? node->as_table() : nullptr;
 }
 
+// [rate_limit] with one sub-table per request class, and [lockout].
+Status read_brute_force_limits(Reader& r, const toml::table& root, Config& c) {
+  if (const auto* t = subtable(root, "rate_limit")) {
+    COFFER_RETURN_IF_ERROR(r.check_keys(*t, "rate_limit", {"enabled", "max_buckets", "login", "read", "write"}));
+    COFFER_RETURN_IF_ERROR(r.get_bool(*t, "rate_limit", "enabled", c.rate_limit.enabled));
+    COFFER_RETURN_IF_ERROR(r.get_int(*t, "rate_limit", "max_buckets", c.rate_limit.max_buckets, 1024, 100000000));
+    const std::pair<const char*, api::ClassLimits*> classes[] = {
+        {"login", &c.rate_limit.login}, {"read", &c.rate_limit.read}, {"write", &c.rate_limit.write}};
+    for (const auto& [name, limits] : classes) {
+      const auto* node = t->get(name);
+      if (node == nullptr) continue;
+      const std::string w = std::string("rate_limit.") + name;
+      const auto* k = node->as_table();
+      if (k == nullptr) return r.bad(w, "must be a table ([" + w + "])");
+      COFFER_RETURN_IF_ERROR(
+          r.check_keys(*k, w, {"identity_rate", "identity_burst", "address_rate", "address_burst"}));
+      COFFER_RETURN_IF_ERROR(r.get_positive_number(*k, w, "identity_rate", limits->identity.rate, 1e6));
+      COFFER_RETURN_IF_ERROR(r.get_positive_number(*k, w, "address_rate", limits->address.rate, 1e6));
+      std::int64_t identity_burst = static_cast<std::int64_t>(limits->identity.burst);
+      std::int64_t address_burst = static_cast<std::int64_t>(limits->address.burst);
+      COFFER_RETURN_IF_ERROR(r.get_int(*k, w, "identity_burst", identity_burst, 1, 100000000));
+      COFFER_RETURN_IF_ERROR(r.get_int(*k, w, "address_burst", address_burst, 1, 100000000));
+      limits->identity.burst = static_cast<double>(identity_burst);
+      limits->address.burst = static_cast<double>(address_burst);
+    }
+  } else if (root.get("rate_limit") != nullptr) {
+    return r.bad("rate_limit", "must be a table ([rate_limit])");
+  }
+
+  if (const auto* t = subtable(root, "lockout")) {
+    COFFER_RETURN_IF_ERROR(r.check_keys(*t, "lockout", {"enabled", "threshold", "duration", "counter_reset"}));
+    auto& L = c.lockout;
+    COFFER_RETURN_IF_ERROR(r.get_bool(*t, "lockout", "enabled", L.enabled));
+    COFFER_RETURN_IF_ERROR(r.get_int(*t, "lockout", "threshold", L.threshold, 1, 1000000));
+    COFFER_RETURN_IF_ERROR(r.get_duration(*t, "lockout", "duration", L.duration_seconds, 1));
+    COFFER_RETURN_IF_ERROR(r.get_duration(*t, "lockout", "counter_reset", L.counter_reset_seconds, 1));
+    // Beyond a year is a typo, and the nanosecond arithmetic must not overflow.
+    constexpr std::int64_t kYear = 366 * 24 * 3600;
+    if (L.duration_seconds > kYear) return r.bad("lockout.duration", "must be at most 366 days");
+    if (L.counter_reset_seconds > kYear) return r.bad("lockout.counter_reset", "must be at most 366 days");
+  } else if (root.get("lockout") != nullptr) {
+    return r.bad("lockout", "must be a table ([lockout])");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<Config> load_config(const std::string& path) {
@@ -99,8 +174,9 @@ Result<Config> load_config(const std::string& path) {
   Config c;
   c.source_path = path;
   Reader r(path);
-  COFFER_RETURN_IF_ERROR(r.check_keys(root, "", {"listener", "storage", "protector", "tokens", "log", "audit"}));
-  for (const char* section : {"listener", "storage", "protector", "tokens", "log", "audit"}) {
+  COFFER_RETURN_IF_ERROR(r.check_keys(root, "", {"listener", "storage", "protector", "tokens", "log", "audit",
+                                                  "rate_limit", "lockout", "api"}));
+  for (const char* section : {"listener", "storage", "protector", "tokens", "log", "audit", "api"}) {
     if (root.get(section) != nullptr && subtable(root, section) == nullptr) {
       return r.bad(section, "must be a table ([" + std::string(section) + "])");
     }
@@ -256,6 +332,19 @@ Result<Config> load_config(const std::string& path) {
       COFFER_RETURN_IF_ERROR(r.get_duration(*a, "audit", "rotate_interval", c.audit_rotate_seconds, 60));
     }
   }
+  COFFER_RETURN_IF_ERROR(read_brute_force_limits(r, root, c));
+
+  // [api]: response wrapping and request nonces (docs/api.md).
+  if (const auto* a = subtable(root, "api")) {
+    COFFER_RETURN_IF_ERROR(r.check_keys(*a, "api", {"max_wrapping_ttl", "nonce_window"}));
+    COFFER_RETURN_IF_ERROR(r.get_duration(*a, "api", "max_wrapping_ttl", c.max_wrapping_ttl_seconds, 1));
+    COFFER_RETURN_IF_ERROR(r.get_duration(*a, "api", "nonce_window", c.nonce_window_seconds, 1));
+    if (c.max_wrapping_ttl_seconds > c.token_max_ttl_seconds) {
+      return r.bad("api.max_wrapping_ttl", "must not exceed tokens.max_ttl (a wrapping token is a token)");
+    }
+    if (c.nonce_window_seconds > 86400) return r.bad("api.nonce_window", "must be at most 24h");
+  }
+  if (c.max_wrapping_ttl_seconds == 0) c.max_wrapping_ttl_seconds = std::min<std::int64_t>(86400, c.token_max_ttl_seconds);
   return c;
 }
 

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "api/http_server.h"
+#include "api/rate_limit.h"
+#include "auth/login_lockout.h"
 #include "common/status.h"
 #include "hsm/pkcs11_protector.h"
 #include "tpm/tpm_protector.h"
@@ -38,6 +40,14 @@ struct Config {
   std::int64_t audit_checkpoint_every = 1000; // records between MAC'd checkpoints
   std::int64_t audit_rotate_bytes = 0;        // rotate the file at this size; 0 = never
   std::int64_t audit_rotate_seconds = 0;      // rotate a non-empty file this often; 0 = never
+  // [rate_limit] (per class: [rate_limit.login], [rate_limit.read], [rate_limit.write]) and
+  // [lockout]: the brute-force defences, on by default.
+  api::RateLimitSettings rate_limit;
+  auth::LockoutSettings lockout;
+  // [api]: the longest X-Vault-Wrap-TTL accepted (0 in the file's absence: 24h or tokens.max_ttl
+  // if shorter) and how far an X-Coffer-Nonce timestamp may be from the server's clock.
+  std::int64_t max_wrapping_ttl_seconds = 0;
+  std::int64_t nonce_window_seconds = 300;
 };
 
 // Errors: invalid_argument naming the file, the key and what is wrong; not_found for a

@@ -22,6 +22,13 @@ struct KvSecret {
   std::int64_t lease_duration = kDefaultKvLeaseSeconds;  // from an advisory "ttl" key, if any
 };
 
+// A secret as stored: the JSON text of its object, in wiped memory. What a read answers with,
+// when the answer only wraps the secret (no DOM built and serialised again).
+struct KvSecretText {
+  crypto::SecretBytes json;  // checked: one JSON object, nothing after it
+  std::int64_t lease_duration = kDefaultKvLeaseSeconds;
+};
+
 class KvEngine {
  public:
   explicit KvEngine(storage::Barrier& barrier, std::string mount = "secret/");
@@ -30,6 +37,9 @@ class KvEngine {
 
   // nullopt when absent. Errors: data_loss (record fails authentication), internal.
   Result<std::optional<KvSecret>> read(const std::string& path);
+  // The same secret as its stored JSON text, checked by one SAX pass (which also finds "ttl")
+  // instead of a DOM. Errors: as read().
+  Result<std::optional<KvSecretText>> read_text(const std::string& path);
   // Errors: invalid_argument (bad path), internal.
   Status write(const std::string& path, const crypto::SecretJson& data);
   Result<bool> exists(const std::string& path);

@@ -49,18 +49,23 @@ Result<std::optional<crypto::SecretBytes>> Barrier::read(const std::string& moun
                                                          const std::string& path) {
   COFFER_ASSIGN_OR_RETURN(auto record, storage_.get_secret(mount, path));
   if (!record) return std::optional<crypto::SecretBytes>();
+  COFFER_ASSIGN_OR_RETURN(crypto::SecretBytes plain, open(mount, path, record->dek_version, record->sealed));
+  return std::optional<crypto::SecretBytes>(std::move(plain));
+}
+
+Result<crypto::SecretBytes> Barrier::open(const std::string& mount, const std::string& path,
+                                          std::uint32_t dek_version, const std::vector<std::uint8_t>& sealed) {
   const std::string name = "stored secret " + mount + path;
-  const std::vector<std::uint8_t>& sealed = record->sealed;
   if (sealed.size() < kSealedHeaderSize + crypto::kAeadOverhead ||
       !std::equal(kSealedMagic, kSealedMagic + sizeof kSealedMagic, sealed.begin()) ||
       sealed[4] != kSealedFormatVersion) {
     return Error(Code::data_loss, name + " is not a coffer sealed record of a known format");
   }
   const std::uint32_t header_version = read_u32be(sealed.data() + 5);
-  if (header_version != record->dek_version) {
+  if (header_version != dek_version) {
     return Error(Code::data_loss, name + " is corrupt or was tampered with: its header names DEK v" +
                                       std::to_string(header_version) + " but its row says v" +
-                                      std::to_string(record->dek_version));
+                                      std::to_string(dek_version));
   }
   auto key = keyring_.dek(header_version);
   if (!key.ok()) {
@@ -76,11 +81,23 @@ Result<std::optional<crypto::SecretBytes>> Barrier::read(const std::string& moun
     return Error(Code::data_loss, name + " failed authentication (corrupt, tampered with, or "
                                          "moved from another path)");
   }
-  return std::optional<crypto::SecretBytes>(std::move(plain).value());
+  return std::move(plain).value();
 }
 
 Status Barrier::write(const std::string& mount, const std::string& path,
                       const crypto::SecretBytes& plaintext) {
+  COFFER_ASSIGN_OR_RETURN(Sealed sealed, seal(mount, path, plaintext));
+  SecretRecord record;
+  record.mount = mount;
+  record.path = path;
+  record.dek_version = sealed.dek_version;
+  record.sealed = std::move(sealed.bytes);
+  record.updated_at = static_cast<std::int64_t>(std::time(nullptr));
+  return storage_.put_secret(record);
+}
+
+Result<Barrier::Sealed> Barrier::seal(const std::string& mount, const std::string& path,
+                                      const crypto::SecretBytes& plaintext) {
   if (!identity_ok(mount, path)) {
     return Error(Code::invalid_argument, "a secret needs a non-empty mount and path");
   }
@@ -89,14 +106,11 @@ Status Barrier::write(const std::string& mount, const std::string& path,
   const auto aad = associated_data(header, mount, path);
   COFFER_ASSIGN_OR_RETURN(auto ciphertext,
                           crypto::aead_seal(*key.key, plaintext.bytes(crypto::reveal()), aad));
-  SecretRecord record;
-  record.mount = mount;
-  record.path = path;
-  record.dek_version = key.version;
-  record.sealed = header;
-  record.sealed.insert(record.sealed.end(), ciphertext.begin(), ciphertext.end());
-  record.updated_at = static_cast<std::int64_t>(std::time(nullptr));
-  return storage_.put_secret(record);
+  Sealed out;
+  out.dek_version = key.version;
+  out.bytes = header;
+  out.bytes.insert(out.bytes.end(), ciphertext.begin(), ciphertext.end());
+  return out;
 }
 
 Result<bool> Barrier::remove(const std::string& mount, const std::string& path) {

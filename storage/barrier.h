@@ -52,6 +52,18 @@ class Barrier {
   // decrypted. Errors: storage errors.
   Result<std::vector<std::string>> list(const std::string& mount, const std::string& prefix);
 
+  // The same sealing for a blob its caller stores elsewhere (a response-wrapped response lives
+  // in its own table, bound to its wrapping token): same layout, same associated data as a
+  // record of (mount, path), so it opens only under that identity. seal() counts the encryption
+  // like write(). Errors: as write() (seal) and read() (open), without storage access.
+  struct Sealed {
+    std::uint32_t dek_version = 0;
+    std::vector<std::uint8_t> bytes;
+  };
+  Result<Sealed> seal(const std::string& mount, const std::string& path, const crypto::SecretBytes& plaintext);
+  Result<crypto::SecretBytes> open(const std::string& mount, const std::string& path, std::uint32_t dek_version,
+                                   const std::vector<std::uint8_t>& sealed);
+
  private:
   Storage& storage_;
   keys::Keyring& keyring_;

@@ -152,13 +152,17 @@ class TestInputValidation(CofferTestCase):
 
     # -- methods -----------------------------------------------------------------------------------
     # -- Vault request headers coffer cannot honour: refused, never silently ignored ---------------
-    def test_wrap_ttl_is_refused_not_ignored(self):
-        # Ignoring it would hand the plaintext secret to a client that asked for a wrapping token.
+    def test_unusable_wrap_ttl_is_refused_not_ignored(self):
+        # Ignoring it would hand the plaintext secret to a client that asked for a wrapping token
+        # (response wrapping itself: test_wrapping).
         for method, data in (("GET", None), ("PUT", EVIL)):
-            with self.subTest(method=method):
-                r = self.bad(method, self.p("/target"), data=data, headers={"X-Vault-Wrap-TTL": "60s"})
-                self.assertIn("wrapping", r.json["errors"][0])
-                self.assertNotIn(ORIGINAL["v"].encode(), r.body)
+            for ttl in ("sixty", "0", "-1s", "1000h"):
+                with self.subTest(method=method, ttl=ttl):
+                    r = self.bad(method, self.p("/target"), data=data, headers={"X-Vault-Wrap-TTL": ttl})
+                    self.assertIn("X-Vault-Wrap-TTL", r.json["errors"][0])
+                    self.assertNotIn(ORIGINAL["v"].encode(), r.body)
+        r = self.bad("GET", self.p("/target"), headers={"X-Vault-Wrap-TTL": "60s", "X-Vault-Wrap-Format": "jwt"})
+        self.assertNotIn(ORIGINAL["v"].encode(), r.body)
 
     def test_other_namespace_is_refused(self):
         r = self.bad("GET", self.p("/target"), headers={"X-Vault-Namespace": "team-a/"})

@@ -56,8 +56,6 @@ TEST_F(PolicyStoreTest, UnenforceableConstraintsAreRefusedAndNothingStored) {
       {"path \"secret/a\" { capabilities = [\"create\"]\n allowed_parameters = { \"foo\" = [] } }", "allowed_parameters"},
       {"path \"secret/a\" { capabilities = [\"create\"]\n denied_parameters = { \"bar\" = [] } }", "denied_parameters"},
       {"path \"secret/a\" { capabilities = [\"create\"]\n required_parameters = [\"foo\"] }", "required_parameters"},
-      {"path \"secret/a\" { capabilities = [\"read\"]\n min_wrapping_ttl = \"1s\" }", "min_wrapping_ttl"},
-      {"path \"secret/a\" { capabilities = [\"read\"]\n max_wrapping_ttl = \"90s\" }", "max_wrapping_ttl"},
   };
   for (const auto& [text, key] : cases) {
     Status st = store.put("constrained", text);
@@ -66,6 +64,44 @@ TEST_F(PolicyStoreTest, UnenforceableConstraintsAreRefusedAndNothingStored) {
     EXPECT_NE(st.message().find(key), std::string::npos) << st.message();
     EXPECT_EQ(store.get("constrained").status().code(), Code::not_found);
   }
+}
+
+// The router hands X-Vault-Wrap-TTL to every ACL check, so wrapping TTL bounds are enforced and
+// may be stored; the effective bounds are what Acl::wrapping_bounds reports.
+TEST_F(PolicyStoreTest, WrappingTtlBoundsAreStoredAndEnforced) {
+  PolicyStore store(*storage_);
+  ASSERT_TRUE(store.put("bootstrap", "path \"auth/approle/role/web/secret-id\" {\n capabilities = [\"update\"]\n"
+                                     " min_wrapping_ttl = \"1s\"\n max_wrapping_ttl = \"90s\"\n}\n")
+                  .ok());
+  auto acl = store.acl_for({"bootstrap"});
+  ASSERT_TRUE(acl.ok()) << acl.status().to_string();
+  const char* p = "auth/approle/role/web/secret-id";
+  EXPECT_FALSE((*acl)->allows(p, Capability::update));
+  EXPECT_TRUE((*acl)->allows(p, Capability::update, AccessRequest{60, nullptr}));
+  EXPECT_FALSE((*acl)->allows(p, Capability::update, AccessRequest{91, nullptr}));
+  const Acl::WrappingBounds b = (*acl)->wrapping_bounds(p, false);
+  EXPECT_EQ(b.min, 1);
+  EXPECT_EQ(b.max, 90);
+  EXPECT_EQ((*acl)->wrapping_bounds("secret/other", false).min, 0);
+}
+
+// The wrapping tokens' policy is reserved: defining it could give wrapping tokens rights.
+TEST_F(PolicyStoreTest, ResponseWrappingPolicyIsReserved) {
+  PolicyStore store(*storage_);
+  for (const char* name : {"response-wrapping", "Response-Wrapping"}) {
+    Status st = store.put(name, kWeb);
+    EXPECT_EQ(st.code(), Code::invalid_argument) << name;
+    EXPECT_NE(st.message().find("reserved"), std::string::npos) << st.message();
+  }
+  EXPECT_EQ(store.get("response-wrapping").status().code(), Code::not_found);
+  // Even a stored one (a database from before the name was reserved) grants nothing.
+  ASSERT_TRUE(storage_->put_policy(storage::NamedDocument{"response-wrapping",
+                                                          R"({"name":"response-wrapping","policy":"path \"*\" { capabilities = [\"sudo\", \"read\"] }"})"})
+                  .ok());
+  auto acl = store.acl_for({"response-wrapping"});
+  ASSERT_TRUE(acl.ok()) << acl.status().to_string();
+  EXPECT_FALSE((*acl)->allows("secret/app/db", Capability::read));
+  EXPECT_FALSE((*acl)->is_root());
 }
 
 TEST_F(PolicyStoreTest, BuiltIns) {

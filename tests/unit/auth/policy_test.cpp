@@ -221,7 +221,7 @@ TEST(PolicyParse, NestingIsBounded) {
 
 TEST(PolicyParse, DefaultPolicyTextParses) {
   const Policy d = parse_ok(default_policy_text(), "default");
-  EXPECT_EQ(d.rules.size(), 5u);
+  EXPECT_EQ(d.rules.size(), 8u);  // token self-service (3), capabilities-self, mounts, wrapping (3)
 }
 
 // --- evaluation ------------------------------------------------------------------------------
@@ -405,6 +405,27 @@ TEST(AclEval, WrappingTtlBounds) {
   EXPECT_TRUE(acl->allows(p, Capability::update, AccessRequest{60, nullptr}));
   EXPECT_FALSE(acl->allows(p, Capability::update, AccessRequest{300, nullptr}));
   EXPECT_FALSE(acl->allows(p, Capability::update, AccessRequest{0, nullptr}));
+  EXPECT_EQ(acl->wrapping_bounds(p, false).min, 1);
+  EXPECT_EQ(acl->wrapping_bounds(p, false).max, 90);
+}
+
+TEST(AclEval, WrappingBoundsFollowTheGoverningRule) {
+  auto acl = acl_of({R"(path "secret/app/*" {
+      capabilities = ["read", "list"]
+      min_wrapping_ttl = "30s" }
+    path "secret/app/open" { capabilities = ["read"] }
+    path "secret/app/closed" {
+      capabilities = ["deny"]
+      min_wrapping_ttl = "5s" })"});
+  EXPECT_EQ(acl->wrapping_bounds("secret/app/db", false).min, 30);
+  EXPECT_EQ(acl->wrapping_bounds("secret/app/", true).min, 30);
+  EXPECT_EQ(acl->wrapping_bounds("secret/app/open", false).min, 0) << "the exact rule governs, without bounds";
+  EXPECT_EQ(acl->wrapping_bounds("secret/app/closed", false).min, 0) << "denied: nothing to explain";
+  EXPECT_EQ(acl->wrapping_bounds("secret/other", false).min, 0);
+  EXPECT_FALSE(acl->allows("secret/app/db", Capability::read, AccessRequest{10, nullptr}));
+  EXPECT_TRUE(acl->allows("secret/app/db", Capability::read, AccessRequest{30, nullptr}));
+  EXPECT_TRUE(acl->allows("secret/app/open", Capability::read));
+  EXPECT_EQ(Acl::build({root_policy()})->wrapping_bounds("secret/app/db", false).min, 0);
 }
 
 TEST(AclEval, ParameterConstraints) {

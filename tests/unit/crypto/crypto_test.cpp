@@ -118,6 +118,36 @@ TEST(Mac, HmacSha256MatchesRfc4231Case2) {
   EXPECT_EQ(to_hex(*mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
+// Each thread keeps contexts keyed for its last few keys: alternating keys, and more keys than
+// it keeps, must still give every key its own MAC (RFC 4231 cases 1 to 3).
+TEST(Mac, HmacSha256AcrossManyKeysAndRepeats) {
+  const SecretBytes k1 = SecretBytes::copy_of(ByteView(std::vector<std::uint8_t>(20, 0x0b)));
+  const SecretBytes k2 = SecretBytes::copy_of(std::string_view("Jefe"));
+  const SecretBytes k3 = SecretBytes::copy_of(ByteView(std::vector<std::uint8_t>(20, 0xaa)));
+  const std::string d3(50, '\xdd');
+  std::vector<SecretBytes> others;
+  for (std::uint8_t i = 1; i <= 6; ++i) others.push_back(SecretBytes::copy_of(ByteView(std::vector<std::uint8_t>(32, i))));
+  for (int round = 0; round < 3; ++round) {
+    auto m1 = hmac_sha256(k1, as_bytes("Hi There"));
+    auto m2 = hmac_sha256(k2, as_bytes("what do ya want for nothing?"));
+    auto m2again = hmac_sha256(k2, as_bytes("what do ya want for nothing?"));
+    auto m3 = hmac_sha256(k3, as_bytes(d3));
+    ASSERT_TRUE(m1.ok() && m2.ok() && m2again.ok() && m3.ok());
+    EXPECT_EQ(to_hex(*m1), "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+    EXPECT_EQ(to_hex(*m2), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    EXPECT_EQ(*m2again, *m2);
+    EXPECT_EQ(to_hex(*m3), "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
+    std::set<std::string> distinct;
+    for (const auto& k : others) {
+      auto m = hmac_sha256(k, as_bytes("Hi There"));
+      ASSERT_TRUE(m.ok());
+      distinct.insert(to_hex(*m));
+    }
+    EXPECT_EQ(distinct.size(), others.size());
+  }
+  EXPECT_FALSE(hmac_sha256(SecretBytes(), as_bytes("x")).ok());
+}
+
 TEST(Mac, HkdfMatchesRfc5869Case1) {
   auto ikm = SecretBytes::copy_of(ByteView(std::vector<std::uint8_t>(22, 0x0b)));
   const auto salt = *from_hex("000102030405060708090a0b0c");
@@ -168,6 +198,36 @@ TEST(Random, UuidShape) {
   ASSERT_EQ(u->size(), 36u);
   EXPECT_EQ((*u)[14], '4');
   EXPECT_EQ((*u)[8], '-');
+}
+
+// Request ids come from a per-thread buffer: same shape, never repeated across refills.
+TEST(Random, RequestIdsAreUuidsAndDistinct) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {  // ~31 refills of the 32-id buffer
+    auto u = random_request_id();
+    ASSERT_TRUE(u.ok());
+    ASSERT_EQ(u->size(), 36u);
+    for (std::size_t k : {8u, 13u, 18u, 23u}) EXPECT_EQ((*u)[k], '-') << *u;
+    EXPECT_EQ((*u)[14], '4') << *u;
+    EXPECT_NE(std::string("89ab").find((*u)[19]), std::string::npos) << *u;
+    for (std::size_t k = 0; k < 36; ++k) {
+      if (k == 8 || k == 13 || k == 18 || k == 23) continue;
+      EXPECT_NE(std::string("0123456789abcdef").find((*u)[k]), std::string::npos) << *u;
+    }
+    seen.insert(*u);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+TEST(Mac, Sha256RepeatedAndLongInputsMatchTheOneShot) {
+  // The per-thread context must start clean each time: the same input hashes the same.
+  std::string data;
+  for (int i = 0; i < 300; ++i) data += static_cast<char>(i);
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(to_hex(sha256(as_bytes(""))), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    EXPECT_EQ(to_hex(sha256(as_bytes("abc"))), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    EXPECT_EQ(sha256(as_bytes(data)), sha256(as_bytes(data)));
+  }
 }
 
 TEST(Encoding, HexAndBase64RoundTrip) {

@@ -103,6 +103,118 @@ TEST_F(ConfigTest, AuditRotationSettings) {
   EXPECT_EQ(never->audit_rotate_seconds, 0);
 }
 
+TEST_F(ConfigTest, BruteForceLimitsAreOnByDefault) {
+  auto c = load_config(write(kMinimal));
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  const api::RateLimitSettings defaults;
+  EXPECT_TRUE(c->rate_limit.enabled);
+  EXPECT_EQ(c->rate_limit.login.identity.rate, defaults.login.identity.rate);
+  EXPECT_EQ(c->rate_limit.read.address.burst, defaults.read.address.burst);
+  EXPECT_EQ(c->rate_limit.max_buckets, 16384u);
+  EXPECT_TRUE(c->lockout.enabled);
+  EXPECT_EQ(c->lockout.threshold, 5u);
+  EXPECT_EQ(c->lockout.duration_seconds, 900);
+  EXPECT_EQ(c->lockout.counter_reset_seconds, 900);
+
+  // The shipped example states the same values.
+  auto example = load_config(std::string(COFFER_SOURCE_DIR) + "/daemon/cofferd.example.toml");
+  ASSERT_TRUE(example.ok()) << example.status().to_string();
+  const auto same = [](const api::ClassLimits& a, const api::ClassLimits& b) {
+    return a.identity.rate == b.identity.rate && a.identity.burst == b.identity.burst &&
+           a.address.rate == b.address.rate && a.address.burst == b.address.burst;
+  };
+  EXPECT_TRUE(same(example->rate_limit.login, defaults.login));
+  EXPECT_TRUE(same(example->rate_limit.read, defaults.read));
+  EXPECT_TRUE(same(example->rate_limit.write, defaults.write));
+  EXPECT_EQ(example->rate_limit.max_buckets, defaults.max_buckets);
+  EXPECT_EQ(example->lockout.threshold, 5u);
+  EXPECT_EQ(example->lockout.duration_seconds, 900);
+}
+
+TEST_F(ConfigTest, BruteForceLimitsAreConfigurable) {
+  auto c = load_config(write(std::string(kMinimal) +
+                             "[rate_limit]\nenabled = true\nmax_buckets = 2048\n"
+                             "[rate_limit.login]\nidentity_rate = 0.5\nidentity_burst = 3\n"
+                             "address_rate = 2\naddress_burst = 40\n"
+                             "[lockout]\nthreshold = 3\nduration = \"2s\"\ncounter_reset = 60\n"));
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->rate_limit.max_buckets, 2048u);
+  EXPECT_EQ(c->rate_limit.login.identity.rate, 0.5);
+  EXPECT_EQ(c->rate_limit.login.identity.burst, 3.0);
+  EXPECT_EQ(c->rate_limit.login.address.rate, 2.0);
+  EXPECT_EQ(c->rate_limit.login.address.burst, 40.0);
+  EXPECT_EQ(c->rate_limit.read.identity.rate, api::RateLimitSettings{}.read.identity.rate);  // untouched
+  EXPECT_EQ(c->lockout.threshold, 3u);
+  EXPECT_EQ(c->lockout.duration_seconds, 2);
+  EXPECT_EQ(c->lockout.counter_reset_seconds, 60);
+
+  auto off = load_config(write(std::string(kMinimal) + "[rate_limit]\nenabled = false\n[lockout]\nenabled = false\n"));
+  ASSERT_TRUE(off.ok()) << off.status().to_string();
+  EXPECT_FALSE(off->rate_limit.enabled);
+  EXPECT_FALSE(off->lockout.enabled);
+}
+
+TEST_F(ConfigTest, BadBruteForceLimitsNameTheKey) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"[rate_limit]\nenabled = \"yes\"\n", "rate_limit.enabled"},
+      {"[rate_limit]\nmax_buckets = 10\n", "rate_limit.max_buckets"},
+      {"[rate_limit]\nburst = 10\n", "rate_limit.burst"},
+      {"[rate_limit]\nlogin = 5\n", "rate_limit.login"},
+      {"[rate_limit.login]\nidentity_rate = 0\n", "rate_limit.login.identity_rate"},
+      {"[rate_limit.read]\naddress_rate = -1.5\n", "rate_limit.read.address_rate"},
+      {"[rate_limit.write]\nidentity_rate = \"fast\"\n", "rate_limit.write.identity_rate"},
+      {"[rate_limit.write]\nidentity_rate = nan\n", "rate_limit.write.identity_rate"},
+      {"[rate_limit.login]\nidentity_burst = 0\n", "rate_limit.login.identity_burst"},
+      {"[rate_limit.login]\naddress_burst = 2.5\n", "rate_limit.login.address_burst"},
+      {"[rate_limit.login]\nrate = 1\n", "rate_limit.login.rate"},
+      {"[lockout]\nthreshold = 0\n", "lockout.threshold"},
+      {"[lockout]\nduration = \"forever\"\n", "lockout.duration"},
+      {"[lockout]\ncounter_reset = 0\n", "lockout.counter_reset"},
+      {"[lockout]\nduration = \"400d\"\n", "lockout.duration"},
+      {"[lockout]\nlockout_threshold = 5\n", "lockout.lockout_threshold"},
+      {"lockout = 5\n", "lockout"},
+  };
+  for (const auto& [extra, key] : cases) {
+    // Top-level keys must come before the first table header.
+    const std::string text = extra[0] == '[' ? std::string(kMinimal) + extra : std::string(extra) + kMinimal;
+    auto c = load_config(write(text));
+    ASSERT_FALSE(c.ok()) << extra;
+    EXPECT_NE(c.status().message().find(std::string(key) + ":"), std::string::npos) << c.status().message();
+  }
+}
+
+// [api]: response wrapping's maximum TTL (never above tokens.max_ttl) and the nonce window.
+TEST_F(ConfigTest, ApiSection) {
+  auto defaults = load_config(write(kMinimal));
+  ASSERT_TRUE(defaults.ok()) << defaults.status().to_string();
+  EXPECT_EQ(defaults->max_wrapping_ttl_seconds, 86400);
+  EXPECT_EQ(defaults->nonce_window_seconds, 300);
+  auto example = load_config(std::string(COFFER_SOURCE_DIR) + "/daemon/cofferd.example.toml");
+  ASSERT_TRUE(example.ok()) << example.status().to_string();
+  EXPECT_EQ(example->max_wrapping_ttl_seconds, 86400);
+  EXPECT_EQ(example->nonce_window_seconds, 300);
+  // Without [api], the maximum follows a shorter tokens.max_ttl.
+  auto short_tokens = load_config(write(std::string(kMinimal) + "[tokens]\ndefault_ttl = \"5m\"\nmax_ttl = \"1h\"\n"));
+  ASSERT_TRUE(short_tokens.ok()) << short_tokens.status().to_string();
+  EXPECT_EQ(short_tokens->max_wrapping_ttl_seconds, 3600);
+  auto set = load_config(write(std::string(kMinimal) + "[api]\nmax_wrapping_ttl = \"10m\"\nnonce_window = \"90s\"\n"));
+  ASSERT_TRUE(set.ok()) << set.status().to_string();
+  EXPECT_EQ(set->max_wrapping_ttl_seconds, 600);
+  EXPECT_EQ(set->nonce_window_seconds, 90);
+  const std::pair<const char*, const char*> bad[] = {
+      {"[api]\nmax_wrapping_ttl = \"48h\"\n", "api.max_wrapping_ttl"},
+      {"[api]\nmax_wrapping_ttl = \"0s\"\n", "api.max_wrapping_ttl"},
+      {"[api]\nnonce_window = \"2d\"\n", "api.nonce_window"},
+      {"[api]\nnonce_window = \"soon\"\n", "api.nonce_window"},
+      {"[api]\nnonce = \"5m\"\n", "api.nonce"},
+  };
+  for (const auto& [extra, key] : bad) {
+    auto c = load_config(write(std::string(kMinimal) + extra));
+    ASSERT_FALSE(c.ok()) << extra;
+    EXPECT_NE(c.status().message().find(std::string(key) + ":"), std::string::npos) << c.status().message();
+  }
+}
+
 TEST_F(ConfigTest, MutualTlsFilesAreRequired) {
   auto c = load_config(write("[protector.pkcs11]\ntoken_label = \"coffer\"\n"));
   ASSERT_FALSE(c.ok());

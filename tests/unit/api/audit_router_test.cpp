@@ -1,0 +1,265 @@
+// The router's audit path and its KV read answer, in process: a real sqlite file, a FakeProtector
+// keyring, the real stores and engines, an AuditLog on a real file, and typed HttpRequests (no
+// TLS; tests/integration/test_audit.py drives the same through cofferd). Covers what the audit
+// records of a read, a refusal and a write contain (the members both records share are the
+// same; secrets, tokens and accessors only as HMACs; the chain verifies), and that a KV read
+// built from the stored text is byte for byte the DOM-built envelope, "ttl" included.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "api/vault_json.h"
+#include "api/vault_router.h"
+#include "audit/verify.h"
+#include "keys/keyring.h"
+#include "storage/barrier.h"
+#include "storage/sqlite_storage.h"
+#include "tests/support/fake_protector.h"
+#include "tests/unit/storage/storage_test_util.h"
+
+namespace coffer::api {
+namespace {
+
+using coffer::testing::TempDir;
+using json = nlohmann::json;
+
+const std::string kCert = std::string(64, 'c');
+
+struct Reply {
+  int status = 0;
+  json body;
+  std::string raw;
+};
+
+class AuditRouterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto db = storage::SqliteStorage::open(dir_.file("coffer.db"), true);
+    ASSERT_OK(db);
+    db_ = std::move(db).value();
+    ASSERT_OK(protector_.create_master_key());
+    ASSERT_OK(keys::Keyring::initialize(*db_, protector_));
+    auto ring = keys::Keyring::load(*db_, protector_);
+    ASSERT_OK(ring);
+    keyring_ = std::move(ring).value();
+    barrier_ = std::make_unique<storage::Barrier>(*db_, *keyring_);
+    tokens_ = std::make_unique<auth::TokenStore>(*db_, keyring_->token_hash_key());
+    policies_ = std::make_unique<auth::PolicyStore>(*db_);
+    auto roles = auth::CertRoleStore::load(*db_);
+    ASSERT_OK(roles);
+    cert_roles_ = std::move(roles).value();
+    kv_ = std::make_unique<engines::KvEngine>(*barrier_);
+    auto sink = audit::FileSink::open(audit_path());
+    ASSERT_OK(sink);
+    auto log = audit::AuditLog::open(std::move(sink).value(), keyring_->audit_hmac_key(), db_.get(), {});
+    ASSERT_OK(log);
+    audit_ = std::move(log).value();
+    router_ = std::make_unique<VaultRouter>(Services{*tokens_, *policies_, *cert_roles_, *kv_, ServerInfo{}},
+                                            audit_.get());
+    auth::TokenSpec root;
+    root.policies = {"root"};
+    root.no_expiry = true;
+    auto t = tokens_->create(root);
+    ASSERT_OK(t);
+    root_ = std::string(t->token.view(crypto::reveal()));
+    root_accessor_ = t->accessor;
+  }
+
+  std::string audit_path() const { return dir_.file("audit.log"); }
+
+  Reply call(const std::string& method, const std::string& path, const std::string& token,
+             const std::string& body = "") {
+    HttpRequest req;
+    req.method = method;
+    req.path = "/v1/" + path;
+    req.remote_address = "127.0.0.1";
+    req.remote_port = 40000;
+    req.peer.fingerprint_sha256_hex = kCert;
+    if (!token.empty()) req.headers.emplace_back("x-vault-token", crypto::SecretString(token.begin(), token.end()));
+    req.body = crypto::SecretBytes::copy_of(body);
+    HttpResponse resp = router_->handle(req);
+    Reply r;
+    r.status = resp.status;
+    r.raw = std::string(resp.body.view(crypto::reveal()));
+    if (!r.raw.empty()) r.body = json::parse(r.raw, nullptr, false);
+    return r;
+  }
+
+  std::vector<json> records() const {
+    std::ifstream in(audit_path());
+    std::vector<json> out;
+    for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+    return out;
+  }
+  std::string audit_bytes() const {
+    std::ifstream in(audit_path());
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  std::string hmac(const std::string& v) const {
+    auto h = audit_->hash(v);
+    EXPECT_OK(h);
+    return h.ok() ? *h : std::string();
+  }
+  void expect_chain_verifies() {
+    ASSERT_OK(audit_->close());
+    auto ck = audit::derive_checkpoint_key(keyring_->audit_hmac_key());
+    ASSERT_OK(ck);
+    audit::VerifyOptions o;
+    o.checkpoint_key = &*ck;
+    auto r = audit::verify_files({audit_path()}, o);
+    ASSERT_OK(r);
+    EXPECT_TRUE(r->ok()) << r->failure->problem;
+  }
+  // The DOM-built answer a KV read gave before it was built from the stored text.
+  static std::string dom_read_answer(const std::string& request_id, const std::string& stored, std::int64_t lease) {
+    SecretJson e = envelope(request_id);
+    e["lease_duration"] = lease;
+    e["data"] = SecretJson::parse(stored);
+    e["mount_type"] = "kv";
+    return std::string(json_response(200, e).body.view(crypto::reveal()));
+  }
+
+  TempDir dir_;
+  coffer::testing::FakeProtector protector_;
+  std::unique_ptr<storage::SqliteStorage> db_;
+  std::unique_ptr<keys::Keyring> keyring_;
+  std::unique_ptr<storage::Barrier> barrier_;
+  std::unique_ptr<auth::TokenStore> tokens_;
+  std::unique_ptr<auth::PolicyStore> policies_;
+  std::unique_ptr<auth::CertRoleStore> cert_roles_;
+  std::unique_ptr<engines::KvEngine> kv_;
+  std::unique_ptr<audit::AuditLog> audit_;
+  std::unique_ptr<VaultRouter> router_;
+  std::string root_;
+  std::string root_accessor_;
+};
+
+TEST_F(AuditRouterTest, ReadIsTheDomEnvelopeAndItsRecordsShareTheRequestAndAuth) {
+  const std::string stored = R"({"password":"pw-marker-1","pin":424242,"url":"db.internal"})";
+  ASSERT_OK(kv_->write("app/db", SecretJson::parse(stored)));
+  Reply r = call("GET", "secret/app/db", root_);
+  ASSERT_EQ(r.status, 200) << r.raw;
+  const std::string id = r.body["request_id"].get<std::string>();
+  EXPECT_EQ(r.raw, dom_read_answer(id, stored, engines::kDefaultKvLeaseSeconds));
+
+  const std::string bytes = audit_bytes();
+  for (const std::string& secret : {std::string("pw-marker-1"), std::string("424242"), root_, root_accessor_}) {
+    EXPECT_EQ(bytes.find(secret), std::string::npos) << secret << " in clear in the audit log";
+  }
+  auto recs = records();
+  ASSERT_GE(recs.size(), 2u);
+  const json& req = recs[recs.size() - 2];
+  const json& resp = recs.back();
+  EXPECT_EQ(req["type"], "request");
+  EXPECT_EQ(resp["type"], "response");
+  EXPECT_EQ(req["request"], resp["request"]);
+  EXPECT_EQ(req["auth"], resp["auth"]);
+  EXPECT_EQ(req["request"]["id"], id);
+  EXPECT_EQ(req["request"]["path"], "secret/app/db");
+  EXPECT_EQ(req["request"]["mount_type"], "kv");
+  EXPECT_EQ(req["request"]["client_token"], hmac(root_));
+  EXPECT_EQ(req["auth"]["client_token"], hmac(root_));
+  EXPECT_EQ(req["auth"]["accessor"], hmac(root_accessor_));
+  EXPECT_EQ(req["auth"]["policies"], json::array({"root"}));
+  EXPECT_FALSE(req.contains("response"));
+  EXPECT_FALSE(req.contains("error"));
+  EXPECT_EQ(resp["response"]["status_code"], 200);
+  EXPECT_EQ(resp["response"]["mount_type"], "kv");
+  EXPECT_EQ(resp["response"]["data"]["password"], hmac("pw-marker-1"));
+  EXPECT_EQ(resp["response"]["data"]["pin"], hmac("424242"));
+  EXPECT_EQ(resp["seq"].get<std::uint64_t>(), req["seq"].get<std::uint64_t>() + 1);
+  expect_chain_verifies();
+}
+
+TEST_F(AuditRouterTest, RefusedRequestHasBothRecordsWithTheError) {
+  const std::string bad = "hvs.not-a-token-at-all";
+  Reply r = call("GET", "secret/app/db", bad);
+  EXPECT_EQ(r.status, 403);
+  auto recs = records();
+  ASSERT_GE(recs.size(), 2u);
+  const json& req = recs[recs.size() - 2];
+  const json& resp = recs.back();
+  EXPECT_EQ(req["type"], "request");
+  EXPECT_EQ(resp["type"], "response");
+  EXPECT_EQ(req["request"], resp["request"]);
+  EXPECT_EQ(req["request"]["client_token"], hmac(bad));
+  EXPECT_FALSE(req.contains("auth"));
+  EXPECT_EQ(req["error"], "permission denied; invalid token");
+  EXPECT_EQ(resp["error"], req["error"]);
+  EXPECT_EQ(resp["response"]["status_code"], 403);
+  EXPECT_EQ(resp["seq"].get<std::uint64_t>(), req["seq"].get<std::uint64_t>() + 1);
+  EXPECT_EQ(audit_bytes().find(bad), std::string::npos);
+  expect_chain_verifies();
+}
+
+TEST_F(AuditRouterTest, WriteBodyIsHmacdAndAMalformedOneIsRecordedAsOneValue) {
+  Reply w = call("PUT", "secret/app/new", root_, R"({"password":"pw-marker-2","n":7})");
+  EXPECT_EQ(w.status, 204) << w.raw;
+  Reply bad = call("PUT", "secret/app/bad", root_, R"({"password":"pw-marker-3")");
+  EXPECT_EQ(bad.status, 400) << bad.raw;
+  auto recs = records();
+  ASSERT_GE(recs.size(), 4u);
+  const json& wreq = recs[recs.size() - 4];
+  EXPECT_EQ(wreq["request"]["data"]["password"], hmac("pw-marker-2"));
+  EXPECT_EQ(wreq["request"]["data"]["n"], hmac("7"));
+  const json& breq = recs[recs.size() - 2];
+  EXPECT_EQ(breq["request"]["data"], hmac(R"({"password":"pw-marker-3")"));
+  EXPECT_EQ(recs.back()["response"]["status_code"], 400);
+  const std::string bytes = audit_bytes();
+  EXPECT_EQ(bytes.find("pw-marker-2"), std::string::npos);
+  EXPECT_EQ(bytes.find("pw-marker-3"), std::string::npos);
+  expect_chain_verifies();
+}
+
+// The SAX pass over the stored text reads "ttl" as read() does on the DOM.
+TEST_F(AuditRouterTest, ReadFromTextMatchesTheDomForEveryKindOfTtl) {
+  const std::string cases[] = {
+      R"({"a":"b"})",
+      R"({"ttl":"1h","v":1})",
+      R"({"ttl":90})",
+      R"({"ttl":-5})",
+      R"({"ttl":1.5})",
+      R"({"ttl":"soon"})",
+      R"({"ttl":{"nested":"1h"}})",
+      R"({"nested":{"ttl":"1h"},"list":[{"ttl":60}]})",
+      R"({"ttl":null,"x":[1,2,[3,{"y":"z"}]],"e":{},"f":[]})",
+      R"({"unicode":"é😀\u0001","esc":"q\"b\\n"})",
+  };
+  for (const std::string& text : cases) {
+    const auto data = SecretJson::parse(text);
+    ASSERT_OK(kv_->write("ttl/case", data));
+    auto dom = kv_->read("ttl/case");
+    auto raw = kv_->read_text("ttl/case");
+    ASSERT_OK(dom);
+    ASSERT_OK(raw);
+    ASSERT_TRUE(dom->has_value() && raw->has_value());
+    EXPECT_EQ((*raw)->lease_duration, (*dom)->lease_duration) << text;
+    Reply r = call("GET", "secret/ttl/case", root_);
+    ASSERT_EQ(r.status, 200) << text;
+    const auto canonical = data.dump();
+    EXPECT_EQ(r.raw, dom_read_answer(r.body["request_id"].get<std::string>(),
+                                     std::string(canonical.begin(), canonical.end()), (*dom)->lease_duration))
+        << text;
+  }
+  auto missing = kv_->read_text("ttl/none");
+  ASSERT_OK(missing);
+  EXPECT_FALSE(missing->has_value());
+  EXPECT_EQ(call("GET", "secret/ttl/none", root_).status, 404);
+}
+
+// Text that is not one JSON object is refused as read() refuses it (a stored record can only be
+// what coffer wrote, so this is a bug check, not a tamper check).
+TEST_F(AuditRouterTest, ReadTextRefusesWhatIsNotOneObject) {
+  for (const std::string text : {"[1,2]", "\"s\"", "42", "{\"a\":1} {}", "{\"a\":", ""}) {
+    ASSERT_OK(barrier_->write(kv_->mount(), "odd/case", crypto::SecretBytes::copy_of(text)));
+    EXPECT_EQ(kv_->read("odd/case").status().code(), Code::internal) << text;
+    EXPECT_EQ(kv_->read_text("odd/case").status().code(), Code::internal) << text;
+  }
+}
+
+}  // namespace
+}  // namespace coffer::api
