@@ -327,12 +327,28 @@ int verify_at_handshake(gnutls_session_t session) {
                               : nullptr;
     auto* cs = ci != nullptr ? static_cast<ConnState*>(ci->socket_context) : nullptr;
     if (cs == nullptr) return GNUTLS_E_CERTIFICATE_ERROR;
-    const Status st = tls::verify_peer(session, *cs->impl->current_trust());
+    cs->verified = false;
+    const std::shared_ptr<TrustStore> trust = cs->impl->current_trust();
+    Status st = tls::verify_peer(session, *trust);
+    if (st.ok()) {
+      auto peer = tls::extract_peer(session, cs->not_before, cs->not_after);
+      if (peer.ok()) {
+        cs->peer = std::move(peer).value();
+      } else {
+        st = peer.status();
+      }
+    }
     if (!st.ok()) {
       log_warning("TLS client " + cs->remote_address + ":" + std::to_string(cs->remote_port) +
                   " refused at handshake: " + st.message());
       return GNUTLS_E_CERTIFICATE_ERROR;
     }
+    // The first request on this connection need not verify the same chain against the same
+    // trust store again (two signature checks per new connection saved); check_client re-verifies
+    // when the trust store changes (SIGHUP, new CRL), and this function runs again on any new
+    // handshake of the session.
+    cs->verified = true;
+    cs->verified_generation = trust->generation;
     return 0;
   } catch (...) {
     return GNUTLS_E_CERTIFICATE_ERROR;
