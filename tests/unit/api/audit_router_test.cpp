@@ -13,10 +13,7 @@
 #include "api/vault_json.h"
 #include "api/vault_router.h"
 #include "audit/verify.h"
-#include "keys/keyring.h"
-#include "storage/barrier.h"
-#include "storage/sqlite_storage.h"
-#include "tests/support/fake_protector.h"
+#include "tests/support/sealed_store.h"
 #include "tests/unit/storage/storage_test_util.h"
 
 namespace coffer::api {
@@ -33,18 +30,11 @@ struct Reply {
   std::string raw;
 };
 
-class AuditRouterTest : public ::testing::Test {
+class AuditRouterTest : public coffer::testing::SealedStoreTest {
  protected:
   void SetUp() override {
-    auto db = storage::SqliteStorage::open(dir_.file("coffer.db"), true);
-    ASSERT_OK(db);
-    db_ = std::move(db).value();
-    ASSERT_OK(protector_.create_master_key());
-    ASSERT_OK(keys::Keyring::initialize(*db_, protector_));
-    auto ring = keys::Keyring::load(*db_, protector_);
-    ASSERT_OK(ring);
-    keyring_ = std::move(ring).value();
-    barrier_ = std::make_unique<storage::Barrier>(*db_, *keyring_);
+    SealedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     tokens_ = std::make_unique<auth::TokenStore>(*db_, keyring_->token_hash_key());
     policies_ = std::make_unique<auth::PolicyStore>(*db_);
     auto roles = auth::CertRoleStore::load(*db_);
@@ -123,11 +113,6 @@ class AuditRouterTest : public ::testing::Test {
     return std::string(json_response(200, e).body.view(crypto::reveal()));
   }
 
-  TempDir dir_;
-  coffer::testing::FakeProtector protector_;
-  std::unique_ptr<storage::SqliteStorage> db_;
-  std::unique_ptr<keys::Keyring> keyring_;
-  std::unique_ptr<storage::Barrier> barrier_;
   std::unique_ptr<auth::TokenStore> tokens_;
   std::unique_ptr<auth::PolicyStore> policies_;
   std::unique_ptr<auth::CertRoleStore> cert_roles_;

@@ -9,9 +9,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "keys/keyring.h"
-#include "storage/sqlite_storage.h"
-#include "tests/support/fake_protector.h"
+#include "tests/support/sealed_store.h"
 #include "tests/unit/storage/storage_test_util.h"
 
 namespace coffer::engines {
@@ -28,24 +26,17 @@ constexpr std::int64_t kStart = 1'700'000'000;
 std::string str(const crypto::SecretBytes& s) { return std::string(s.view(crypto::reveal())); }
 crypto::SecretBytes bytes(std::string_view s) { return crypto::SecretBytes::copy_of(s); }
 
-class WrappingTest : public ::testing::Test {
+class WrappingTest : public coffer::testing::SealedStoreTest {
  protected:
   void SetUp() override {
-    auto db = storage::SqliteStorage::open(path(), true);
-    ASSERT_OK(db);
-    db_ = std::move(db).value();
-    ASSERT_OK(protector_.create_master_key());
-    ASSERT_OK(keys::Keyring::initialize(*db_, protector_));
-    auto ring = keys::Keyring::load(*db_, protector_);
-    ASSERT_OK(ring);
-    keyring_ = std::move(ring).value();
-    barrier_ = std::make_unique<storage::Barrier>(*db_, *keyring_);
+    SealedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     const auth::Clock clock = [this] { return now_.load(); };
     tokens_ = std::make_unique<auth::TokenStore>(*db_, keyring_->token_hash_key(), auth::TokenSettings{900, 86400}, clock);
     engine_ = std::make_unique<WrappingEngine>(*db_, *barrier_, *tokens_, clock);
   }
 
-  std::string path() const { return dir_.file("coffer.db"); }
+  std::string path() const { return db_path(); }
 
   WrapInfo wrap(std::string_view response, std::int64_t ttl = 300, const std::string& creation_path = "secret/app/db") {
     auto w = engine_->wrap(bytes(response), creation_path, ttl);
@@ -58,11 +49,6 @@ class WrappingTest : public ::testing::Test {
     return raw.text("SELECT count(*) FROM " + table);
   }
 
-  TempDir dir_;
-  coffer::testing::FakeProtector protector_;
-  std::unique_ptr<storage::SqliteStorage> db_;
-  std::unique_ptr<keys::Keyring> keyring_;
-  std::unique_ptr<storage::Barrier> barrier_;
   std::unique_ptr<auth::TokenStore> tokens_;
   std::unique_ptr<WrappingEngine> engine_;
   std::atomic<std::int64_t> now_{kStart};
