@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <exception>
 
 #include "storage/sqlite_internal.h"
 #include "storage/sqlite_schema.h"
@@ -251,10 +252,26 @@ Status SqliteStorage::grouped(const std::function<Status()>& op) {
   return me.result;
 }
 
+namespace {
+
+// The leader runs other threads' operations: one that throws must not leave the group without a
+// leader (every later writer would wait forever), so a throw becomes that caller's error.
+Status run_op(const std::function<Status()>& op) {
+  try {
+    return op();
+  } catch (const std::exception& e) {
+    return Error(Code::internal, std::string("a grouped write failed: ") + e.what());
+  } catch (...) {
+    return Error(Code::internal, "a grouped write failed with an unknown exception");
+  }
+}
+
+}  // namespace
+
 void SqliteStorage::run_batch(const std::vector<PendingWrite*>& batch) {
   std::lock_guard lock(mu_);
   if (batch.size() == 1) {  // nothing to share: plain autocommit, no savepoint overhead
-    batch[0]->result = (*batch[0]->op)();
+    batch[0]->result = run_op(*batch[0]->op);
     return;
   }
   if (Status begin = Query(*this, kBegin, "begin transaction").run(); !begin.ok()) {
@@ -269,7 +286,7 @@ void SqliteStorage::run_batch(const std::vector<PendingWrite*>& batch) {
     }
     w->result = Query(*this, kSavepoint, "savepoint").run();
     if (w->result.ok()) {
-      w->result = (*w->op)();
+      w->result = run_op(*w->op);
       if (w->result.ok()) {
         w->result = Query(*this, kReleaseSavepoint, "release savepoint").run();
       } else if (sqlite3_get_autocommit(db_) == 0) {
