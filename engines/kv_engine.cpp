@@ -13,7 +13,7 @@ std::optional<std::int64_t> ttl_from_string(const crypto::SecretString& s) {
 }
 
 // A SAX pass over a stored secret: checks that the text is one JSON object and reads its
-// top-level "ttl" the way read() does on the DOM (the last "ttl" key wins, as in the DOM).
+// top-level "ttl" (the last "ttl" key wins, as in a DOM).
 class TopLevelTtl final : public nlohmann::json_sax<crypto::SecretJson> {
  public:
   bool object() const { return object_; }
@@ -84,32 +84,6 @@ Status KvEngine::validate_path(const std::string& path) {
     return Error(Code::invalid_argument, "secret path must not contain empty segments");
   }
   return Status::Ok();
-}
-
-Result<std::optional<KvSecret>> KvEngine::read(const std::string& path) {
-  COFFER_RETURN_IF_ERROR(validate_path(path));
-  COFFER_ASSIGN_OR_RETURN(auto plain, barrier_.read(mount_, path));
-  if (!plain.has_value()) return std::optional<KvSecret>();
-  KvSecret secret;
-  const auto text = plain->view(crypto::reveal());
-  secret.data = crypto::SecretJson::parse(text.begin(), text.end(), nullptr, false);
-  if (!secret.data.is_object()) {
-    // The barrier authenticated it, so this is a coffer bug, not tampering.
-    return Error(Code::internal, "stored secret " + mount_ + path + " is not a JSON object");
-  }
-  // Vault: a "ttl" key is advisory only; it sets lease_duration and creates no lease.
-  if (auto it = secret.data.find("ttl"); it != secret.data.end()) {
-    std::optional<std::int64_t> ttl;
-    if (it->is_string()) {
-      ttl = ttl_from_string(it->get_ref<const crypto::SecretString&>());
-    } else if (it->is_number_unsigned()) {
-      ttl = static_cast<std::int64_t>(it->get<std::uint64_t>());
-    } else if (it->is_number_integer() && it->get<std::int64_t>() >= 0) {
-      ttl = it->get<std::int64_t>();
-    }
-    if (ttl.has_value()) secret.lease_duration = *ttl;
-  }
-  return std::optional<KvSecret>(std::move(secret));
 }
 
 Result<std::optional<KvSecretText>> KvEngine::read_text(const std::string& path) {

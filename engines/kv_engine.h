@@ -17,16 +17,11 @@ namespace coffer::engines {
 
 inline constexpr std::int64_t kDefaultKvLeaseSeconds = 2764800;  // Vault's 32-day mount default
 
-struct KvSecret {
-  crypto::SecretJson data;
-  std::int64_t lease_duration = kDefaultKvLeaseSeconds;  // from an advisory "ttl" key, if any
-};
-
 // A secret as stored: the JSON text of its object, in wiped memory. What a read answers with,
 // when the answer only wraps the secret (no DOM built and serialised again).
 struct KvSecretText {
   crypto::SecretBytes json;  // checked: one JSON object, nothing after it
-  std::int64_t lease_duration = kDefaultKvLeaseSeconds;
+  std::int64_t lease_duration = kDefaultKvLeaseSeconds;  // from an advisory "ttl" key, if any
 };
 
 class KvEngine {
@@ -35,10 +30,9 @@ class KvEngine {
 
   const std::string& mount() const { return mount_; }
 
-  // nullopt when absent. Errors: data_loss (record fails authentication), internal.
-  Result<std::optional<KvSecret>> read(const std::string& path);
-  // The same secret as its stored JSON text, checked by one SAX pass (which also finds "ttl")
-  // instead of a DOM. Errors: as read().
+  // The secret as its stored JSON text, checked by one SAX pass (which also finds the top-level
+  // "ttl") instead of a DOM. nullopt when absent. Errors: data_loss (record fails
+  // authentication), internal (the stored text is not one JSON object).
   Result<std::optional<KvSecretText>> read_text(const std::string& path);
   // Errors: invalid_argument (bad path), internal.
   Status write(const std::string& path, const crypto::SecretJson& data);
