@@ -16,8 +16,9 @@
 #   BENCH_DURATION=10     seconds per scenario per server
 #   BENCH_CONNECTIONS=64  client connections
 #   BENCH_THREADS=2       client threads
-#   BENCH_PROFILE=0       1: also profile cofferd under the read load (perf, cpu-clock) and print
+#   BENCH_PROFILE=0       1: also profile cofferd under a load (perf, cpu-clock) and print
 #                         the top symbols
+#   BENCH_PROFILE_SCENARIO=read  the load to profile under (read, fresh, login, write, mixed)
 #   BENCH_MICRO=1         0: skip the Google Benchmark micro-benchmarks
 #   COFFER_BUILD_DIR      use this build instead of running scripts/build.sh (build/)
 #   BENCH_KEEP=1          keep the temp directory (logs, config, db)
@@ -29,11 +30,13 @@ CONNS="${BENCH_CONNECTIONS:-64}"
 CLIENT_THREADS="${BENCH_THREADS:-2}"
 SERVER_THREADS="$(nproc)"
 PROFILE="${BENCH_PROFILE:-0}"
+PROFILE_SCENARIO="${BENCH_PROFILE_SCENARIO:-read}"
 MICRO="${BENCH_MICRO:-1}"
 SOFTHSM_LIB=/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
+case "$PROFILE_SCENARIO" in read|fresh|login|write|mixed) ;; *) die "BENCH_PROFILE_SCENARIO: read, fresh, login, write or mixed, not '$PROFILE_SCENARIO'";; esac
 
 if [[ -n "${COFFER_BUILD_DIR:-}" ]]; then
   BUILD="$(cd "$COFFER_BUILD_DIR" && pwd)"
@@ -404,22 +407,22 @@ EOF
 
 # ---------------------------------------------------------------------------------------------
 if [[ "$PROFILE" == 1 ]]; then
-  log "profiling cofferd under the read load (perf record -e cpu-clock, ${DURATION}s)"
+  log "profiling cofferd under the $PROFILE_SCENARIO load (perf record -e cpu-clock, ${DURATION}s)"
   perf record -q -e cpu-clock -F 999 -g -p "$COFFER_PID" -o "$TMP/perf.data" -- sleep "$DURATION" \
     >/dev/null 2>&1 &
   perfpid=$!
   "$LOAD" --port "$COFFER_PORT" --ca "$PKI/ca.crt" --cert "$PKI/unit-web.crt" --key "$PKI/unit-web.key" \
-    --token "$TOKEN" --scenario read --connections "$CONNS" --threads "$CLIENT_THREADS" \
-    --duration "$DURATION" --label profile-read >/dev/null 2>&1 || true
+    --token "$TOKEN" --scenario "$PROFILE_SCENARIO" --connections "$CONNS" --threads "$CLIENT_THREADS" \
+    --duration "$DURATION" --label "profile-$PROFILE_SCENARIO" >/dev/null 2>&1 || true
   wait "$perfpid" 2>/dev/null || true
   perf report -i "$TMP/perf.data" --no-children --sort dso -g none --stdio >"$TMP/perf-dso.txt" 2>/dev/null || true
   perf report -i "$TMP/perf.data" --no-children --sort dso,symbol -g none --stdio \
     >"$TMP/perf-sym.txt" 2>/dev/null || true
   echo
-  echo "profile: cofferd, read scenario, self time by shared object"
+  echo "profile: cofferd, $PROFILE_SCENARIO scenario, self time by shared object"
   grep -v '^#' "$TMP/perf-dso.txt" | grep -v '^$' | head -15 || true
   echo
-  echo "profile: cofferd, read scenario, top symbols (self time)"
+  echo "profile: cofferd, $PROFILE_SCENARIO scenario, top symbols (self time)"
   grep -v '^#' "$TMP/perf-sym.txt" | grep -v '^$' \
     | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' | cut -c1-150 | head -40 || true
 fi
