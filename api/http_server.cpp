@@ -7,9 +7,10 @@
 //    GNUTLS_CERT_REQUIRE and install our own verify function, so a bad client fails the handshake.
 //  * MHD has no CRL option and does not expose its gnutls_certificate_credentials_t. We keep our
 //    own trust list (client CA + CRLs) and verify against it in that verify function, and again
-//    (with gnutls_certificate_verify_peers against MHD's credentials too) before each request.
-//  * gnutls_certificate_verify_peers* return 0 for an untrusted chain: the verdict is in the
-//    status bits (MHD's own tutorial checks only the return value and so accepts any CA).
+//    at the first request after the trust list changed (SIGHUP, new CRL).
+//  * gnutls_certificate_verify_peers* and gnutls_x509_trust_list_verify_crt2 return 0 for an
+//    untrusted chain: the verdict is in the status bits (MHD's own tutorial checks only the
+//    return value and so accepts any CA).
 //  * MHD hands the access handler a percent-decoded path that a %00 silently truncates; the raw
 //    request target is only visible through MHD_OPTION_URI_LOG_CALLBACK, so we keep it from there.
 //  * MHD_queue_response is accepted only before the body is read or after all of it: an oversized
@@ -276,8 +277,7 @@ struct HttpServer::Impl {
     const std::shared_ptr<TrustStore> t = current_trust();
     if (!cs->verified || cs->verified_generation != t->generation) {
       cs->verified = false;
-      COFFER_RETURN_IF_ERROR(tls::verify_peer(session, *t));
-      COFFER_ASSIGN_OR_RETURN(cs->peer, tls::extract_peer(session, cs->not_before, cs->not_after));
+      COFFER_ASSIGN_OR_RETURN(cs->peer, tls::verify_peer(session, *t, cs->not_before, cs->not_after));
       cs->verified = true;
       cs->verified_generation = t->generation;
     }
@@ -329,20 +329,13 @@ int verify_at_handshake(gnutls_session_t session) {
     if (cs == nullptr) return GNUTLS_E_CERTIFICATE_ERROR;
     cs->verified = false;
     const std::shared_ptr<TrustStore> trust = cs->impl->current_trust();
-    Status st = tls::verify_peer(session, *trust);
-    if (st.ok()) {
-      auto peer = tls::extract_peer(session, cs->not_before, cs->not_after);
-      if (peer.ok()) {
-        cs->peer = std::move(peer).value();
-      } else {
-        st = peer.status();
-      }
-    }
-    if (!st.ok()) {
+    auto peer = tls::verify_peer(session, *trust, cs->not_before, cs->not_after);
+    if (!peer.ok()) {
       log_warning("TLS client " + cs->remote_address + ":" + std::to_string(cs->remote_port) +
-                  " refused at handshake: " + st.message());
+                  " refused at handshake: " + peer.status().message());
       return GNUTLS_E_CERTIFICATE_ERROR;
     }
+    cs->peer = std::move(peer).value();
     // The first request on this connection need not verify the same chain against the same
     // trust store again (two signature checks per new connection saved); check_client re-verifies
     // when the trust store changes (SIGHUP, new CRL), and this function runs again on any new
@@ -594,7 +587,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerConfig& co
   // The per-connection pool holds the request line, the headers and the read/write buffers; MHD
   // answers 431 by itself (HTML) when it overflows, so leave room above max_header_bytes for our
   // own JSON 431 to be the one clients normally see.
-  const std::size_t pool_bytes = config.max_header_bytes + config.max_path_bytes + 16384;
+  // At most 32 KiB MHD takes the pool from malloc; above it, mmap and munmap per connection
+  // (a TLB shootdown on every core at each close).
+  // With the default limits (16 KiB + 1 KiB) 15 KiB is left for the buffers.
+  const std::size_t pool_bytes =
+      std::max<std::size_t>(32 * 1024, config.max_header_bytes + config.max_path_bytes + 8192);
 
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG;
   if (ipv6) flags |= MHD_USE_IPv6;

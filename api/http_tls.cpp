@@ -1,6 +1,6 @@
 // TLS client identity for HttpServer: PEM loading, the trust list with CRLs, peer verification.
-// See http_tls.h. GnuTLS facts relied on: gnutls_certificate_verify_peers* return 0 even for an
-// untrusted chain (the verdict is in the status bits); gnutls_x509_trust_list_add_crls takes
+// See http_tls.h. GnuTLS facts relied on: gnutls_x509_trust_list_verify_crt2 returns 0 even for
+// an untrusted chain (the verdict is in the status bits); gnutls_x509_trust_list_add_crls takes
 // ownership of the CRLs; trust lists are only read during verification, so one list can be
 // shared by all pool threads (as every GnuTLS server shares its credentials).
 #include "api/http_tls.h"
@@ -174,7 +174,8 @@ Status check_server_settings(const crypto::SecretBytes& cert_pem, const crypto::
   return Status::Ok();
 }
 
-Status verify_peer(gnutls_session_t session, const TrustStore& trust) {
+Result<PeerCertificate> verify_peer(gnutls_session_t session, const TrustStore& trust,
+                                    std::int64_t& not_before, std::int64_t& not_after) {
   if (gnutls_certificate_type_get2(session, GNUTLS_CTYPE_PEERS) != GNUTLS_CRT_X509) {
     return Error(Code::permission_denied, "client did not use an X.509 certificate");
   }
@@ -183,68 +184,51 @@ Status verify_peer(gnutls_session_t session, const TrustStore& trust) {
   if (der == nullptr || n == 0) return Error(Code::permission_denied, "no client certificate");
   if (n > kMaxPeerChain) return Error(Code::permission_denied, "client certificate chain too long");
 
+  // Each certificate is parsed once, and the chain verified once: against our trust list, which
+  // holds the same CA bundle MHD was given (MHD_OPTION_HTTPS_MEM_TRUST, used only to ask for a
+  // client certificate) plus the CRLs. A second gnutls_certificate_verify_peers against MHD's
+  // credentials would repeat the same signature checks without the CRLs (~0.2 ms a connection).
+  struct Chain {
+    gnutls_x509_crt_t crts[kMaxPeerChain] = {};
+    unsigned count = 0;
+    ~Chain() {
+      for (unsigned i = 0; i < count; ++i) gnutls_x509_crt_deinit(crts[i]);
+    }
+  } chain;
+  int rc = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    if ((rc = gnutls_x509_crt_init(&chain.crts[i])) < 0) {
+      return Error(Code::permission_denied, "unparsable client certificate: " + gnutls_text(rc));
+    }
+    chain.count = i + 1;
+    if ((rc = gnutls_x509_crt_import(chain.crts[i], &der[i], GNUTLS_X509_FMT_DER)) < 0) {
+      return Error(Code::permission_denied, "unparsable client certificate: " + gnutls_text(rc));
+    }
+  }
+
   gnutls_typed_vdata_st purpose{};
   purpose.type = GNUTLS_DT_KEY_PURPOSE_OID;
   purpose.data = reinterpret_cast<unsigned char*>(const_cast<char*>(GNUTLS_KP_TLS_WWW_CLIENT));
   unsigned status = 0;
-  int rc = gnutls_certificate_verify_peers(session, &purpose, 1, &status);
+  rc = gnutls_x509_trust_list_verify_crt2(trust.list, chain.crts, n, &purpose, 1, 0, &status, nullptr);
   if (rc < 0) return Error(Code::permission_denied, "verification failed: " + gnutls_text(rc));
   if (status != 0) return Error(Code::permission_denied, verify_status_text(status));
 
-  gnutls_x509_crt_t crts[kMaxPeerChain] = {};
-  Status result = Status::Ok();
-  unsigned imported = 0;
-  for (; imported < n; ++imported) {
-    if ((rc = gnutls_x509_crt_init(&crts[imported])) < 0 ||
-        (rc = gnutls_x509_crt_import(crts[imported], &der[imported], GNUTLS_X509_FMT_DER)) < 0) {
-      if (crts[imported] != nullptr) ++imported;
-      result = Error(Code::permission_denied, "unparsable client certificate: " + gnutls_text(rc));
-      break;
-    }
+  const std::time_t now = std::time(nullptr);
+  const std::time_t from = gnutls_x509_crt_get_activation_time(chain.crts[0]);
+  const std::time_t until = gnutls_x509_crt_get_expiration_time(chain.crts[0]);
+  if (from == static_cast<std::time_t>(-1) || until == static_cast<std::time_t>(-1) || now < from ||
+      now > until) {
+    return Error(Code::permission_denied, "client certificate outside its validity period");
   }
-  if (result.ok()) {
-    status = 0;
-    rc = gnutls_x509_trust_list_verify_crt2(trust.list, crts, n, &purpose, 1, 0, &status, nullptr);
-    if (rc < 0) {
-      result = Error(Code::permission_denied, "verification failed: " + gnutls_text(rc));
-    } else if (status != 0) {
-      result = Error(Code::permission_denied, verify_status_text(status));
-    } else {
-      const std::time_t now = std::time(nullptr);
-      const std::time_t from = gnutls_x509_crt_get_activation_time(crts[0]);
-      const std::time_t until = gnutls_x509_crt_get_expiration_time(crts[0]);
-      if (from == static_cast<std::time_t>(-1) || until == static_cast<std::time_t>(-1) ||
-          now < from || now > until) {
-        result = Error(Code::permission_denied, "client certificate outside its validity period");
-      }
-    }
-  }
-  for (unsigned i = 0; i < imported; ++i) gnutls_x509_crt_deinit(crts[i]);
-  return result;
-}
+  not_before = static_cast<std::int64_t>(from);
+  not_after = static_cast<std::int64_t>(until);
 
-Result<PeerCertificate> extract_peer(gnutls_session_t session, std::int64_t& not_before,
-                                     std::int64_t& not_after) {
-  unsigned n = 0;
-  const gnutls_datum_t* der = gnutls_certificate_get_peers(session, &n);
-  if (der == nullptr || n == 0) return Error(Code::permission_denied, "no client certificate");
   PeerCertificate peer;
   peer.leaf_der.assign(der[0].data, der[0].data + der[0].size);
   for (unsigned i = 1; i < n; ++i) peer.chain_der.emplace_back(der[i].data, der[i].data + der[i].size);
   peer.fingerprint_sha256_hex = crypto::to_hex(crypto::sha256(peer.leaf_der));
-
-  gnutls_x509_crt_t crt = nullptr;
-  int rc = gnutls_x509_crt_init(&crt);
-  if (rc >= 0) rc = gnutls_x509_crt_import(crt, &der[0], GNUTLS_X509_FMT_DER);
-  if (rc < 0) {
-    if (crt != nullptr) gnutls_x509_crt_deinit(crt);
-    return Error(Code::permission_denied, "unparsable client certificate: " + gnutls_text(rc));
-  }
-  not_before = static_cast<std::int64_t>(gnutls_x509_crt_get_activation_time(crt));
-  not_after = static_cast<std::int64_t>(gnutls_x509_crt_get_expiration_time(crt));
-  gnutls_x509_crt_deinit(crt);
   return peer;
 }
-
 
 }  // namespace coffer::api::tls

@@ -49,15 +49,12 @@ Status check_server_settings(const crypto::SecretBytes& cert_pem, const crypto::
                              const std::string& cert_file, const std::string& key_file,
                              const std::string& priorities);
 
-// Verifies the peer of `session`: an X.509 chain of sane length that (1) verifies against the
-// credentials MHD configured (gnutls_certificate_verify_peers, judged by its status bits), (2)
-// verifies against `trust` including CRLs, both for the TLS-client-auth purpose, and (3) whose
-// leaf is inside its validity period. Errors: permission_denied with a reason fit for the log.
-Status verify_peer(gnutls_session_t session, const TrustStore& trust);
-
-// Copies the peer chain into a PeerCertificate (fingerprint = SHA-256 of the leaf DER) and reads
-// the leaf's validity period (Unix seconds). Errors: permission_denied (no or unparsable peer).
-Result<PeerCertificate> extract_peer(gnutls_session_t session, std::int64_t& not_before,
-                                     std::int64_t& not_after);
+// Verifies the peer of `session` and returns it: an X.509 chain of sane length (each certificate
+// parsed once) that verifies against `trust` (the client CA bundle plus CRLs) for the
+// TLS-client-auth purpose, with a leaf inside its validity period, which is stored in
+// not_before/not_after (Unix seconds). The PeerCertificate holds the chain's DER and the leaf's
+// SHA-256 fingerprint. Errors: permission_denied with a reason fit for the log.
+Result<PeerCertificate> verify_peer(gnutls_session_t session, const TrustStore& trust,
+                                    std::int64_t& not_before, std::int64_t& not_after);
 
 }  // namespace coffer::api::tls

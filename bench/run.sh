@@ -19,6 +19,8 @@
 #   BENCH_PROFILE=0       1: also profile cofferd under a load (perf, cpu-clock) and print
 #                         the top symbols
 #   BENCH_PROFILE_SCENARIO=read  the load to profile under (read, fresh, login, write, mixed)
+#   BENCH_SCENARIOS="read fresh login write mixed audited"  the scenarios to run (audited =
+#                         read and write against the audited instance)
 #   BENCH_MICRO=1         0: skip the Google Benchmark micro-benchmarks
 #   COFFER_BUILD_DIR      use this build instead of running scripts/build.sh (build/)
 #   BENCH_KEEP=1          keep the temp directory (logs, config, db)
@@ -32,11 +34,15 @@ SERVER_THREADS="$(nproc)"
 PROFILE="${BENCH_PROFILE:-0}"
 PROFILE_SCENARIO="${BENCH_PROFILE_SCENARIO:-read}"
 MICRO="${BENCH_MICRO:-1}"
+SCENARIOS=" ${BENCH_SCENARIOS:-read fresh login write mixed audited} "
 SOFTHSM_LIB=/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
 case "$PROFILE_SCENARIO" in read|fresh|login|write|mixed) ;; *) die "BENCH_PROFILE_SCENARIO: read, fresh, login, write or mixed, not '$PROFILE_SCENARIO'";; esac
+for s in $SCENARIOS; do
+  case "$s" in read|fresh|login|write|mixed|audited) ;; *) die "BENCH_SCENARIOS: read, fresh, login, write, mixed, audited; not '$s'";; esac
+done
 
 if [[ -n "${COFFER_BUILD_DIR:-}" ]]; then
   BUILD="$(cd "$COFFER_BUILD_DIR" && pwd)"
@@ -329,15 +335,19 @@ run_one() {
 }
 
 log "running: $CONNS connections, $CLIENT_THREADS client threads, $SERVER_THREADS server threads, ${DURATION}s each"
+wanted() { [[ "$SCENARIOS" == *" $1 "* ]]; }
 for scenario in read fresh; do
+  wanted "$scenario" || continue
   run_one coffer "$COFFER_PID" "$COFFER_PORT" "$scenario" 1
   run_one nginx "$NGINX_PID" "$NGINX_PORT" "$scenario"
   run_one bare "$BARE_PID" "$BARE_PORT" "$scenario"
 done
 for scenario in login write mixed; do
+  wanted "$scenario" || continue
   run_one coffer "$COFFER_PID" "$COFFER_PORT" "$scenario" 1
 done
 for scenario in read write; do
+  wanted audited || continue
   run_one audited "$AUDIT_PID" "$AUDIT_PORT" "$scenario"
 done
 RSS_KB="$(awk '/^VmRSS/ { print $2 }' "/proc/$COFFER_PID/status")"
