@@ -7,6 +7,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "auth/token_cache.h"
 #include "common/duration.h"
 #include "crypto/encoding.h"
 #include "crypto/mac.h"
@@ -51,6 +52,16 @@ std::vector<std::string> sanitize_policies(const std::vector<std::string>& in) {
   return out;
 }
 
+// A token bound to a certificate is honoured only over a connection with that certificate.
+Status check_binding(const std::string& bound_fingerprint, std::string_view presented_fingerprint) {
+  if (bound_fingerprint.empty()) return Status::Ok();
+  const std::string presented = normalize_fingerprint(presented_fingerprint);
+  if (!crypto::constant_time_equal(crypto::as_bytes(bound_fingerprint), crypto::as_bytes(presented))) {
+    return Error(Code::permission_denied, "token is bound to another client certificate");
+  }
+  return Status::Ok();
+}
+
 bool contains(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
@@ -85,6 +96,18 @@ json token_lookup_data(const TokenInfo& info, std::string_view id) {
               {"ttl", info.ttl},
               {"type", info.type}};
 }
+
+TokenStore::TokenStore(storage::Storage& storage, const crypto::SecretBytes& token_hash_key,
+                       TokenSettings settings, Clock clock)
+    : storage_(storage),
+      key_(token_hash_key.clone()),
+      settings_(settings),
+      clock_(std::move(clock)),
+      cache_(std::make_unique<TokenCache>(kCachedTokens)) {}
+
+TokenStore::~TokenStore() = default;
+
+std::size_t TokenStore::cached_tokens() const { return cache_->size(); }
 
 Result<std::vector<std::uint8_t>> TokenStore::keyed_hash(std::string_view domain, std::string_view value) const {
   if (key_.size() < 32) {
@@ -151,13 +174,7 @@ Result<storage::TokenRow> TokenStore::live_row(std::string_view presented_token,
   if (presented_token.empty() || presented_token.size() > kMaxPresentedToken) return denied();
   COFFER_ASSIGN_OR_RETURN(auto h, hash(kTokenDomain, presented_token));
   COFFER_ASSIGN_OR_RETURN(storage::TokenRow row, live_row_by_hash(h));
-  if (fingerprint != nullptr && !row.bound_cert_fingerprint.empty()) {
-    const std::string presented = normalize_fingerprint(*fingerprint);
-    if (!crypto::constant_time_equal(crypto::as_bytes(row.bound_cert_fingerprint),
-                                     crypto::as_bytes(presented))) {
-      return Error(Code::permission_denied, "token is bound to another client certificate");
-    }
-  }
+  if (fingerprint != nullptr) COFFER_RETURN_IF_ERROR(check_binding(row.bound_cert_fingerprint, *fingerprint));
   return row;
 }
 
@@ -252,8 +269,27 @@ Result<IssuedToken> TokenStore::create_child(const TokenInfo& parent, TokenSpec 
 
 Result<TokenInfo> TokenStore::lookup(std::string_view presented_token,
                                      std::string_view presenter_cert_fingerprint) {
-  COFFER_ASSIGN_OR_RETURN(storage::TokenRow row, live_row(presented_token, &presenter_cert_fingerprint));
-  return to_info(row);
+  if (presented_token.empty() || presented_token.size() > kMaxPresentedToken) return denied();
+  COFFER_ASSIGN_OR_RETURN(auto h, hash(kTokenDomain, presented_token));
+  // Read before the row: a row read after a revocation committed is read under its generation.
+  const std::optional<std::uint64_t> generation = storage_.token_generation();
+  if (generation) {
+    if (std::optional<TokenInfo> hit = cache_->find(h, *generation)) {
+      const std::int64_t now = clock_();
+      // An expired entry falls through to storage, which deletes the token (and moves the
+      // generation, emptying the cache at the next put).
+      if (!hit->expire_time || *hit->expire_time > now) {
+        COFFER_RETURN_IF_ERROR(check_binding(hit->bound_cert_fingerprint, presenter_cert_fingerprint));
+        if (hit->expire_time) hit->ttl = std::max<std::int64_t>(0, *hit->expire_time - now);
+        return std::move(*hit);
+      }
+    }
+  }
+  COFFER_ASSIGN_OR_RETURN(storage::TokenRow row, live_row_by_hash(h));
+  COFFER_RETURN_IF_ERROR(check_binding(row.bound_cert_fingerprint, presenter_cert_fingerprint));
+  COFFER_ASSIGN_OR_RETURN(TokenInfo info, to_info(row));
+  if (generation) cache_->put(h, *generation, info);
+  return info;
 }
 
 Result<TokenInfo> TokenStore::renew_row(storage::TokenRow row, std::int64_t increment) {

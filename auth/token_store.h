@@ -11,12 +11,16 @@
 // current expiry, and revoking a token revokes its whole subtree. Only root tokens may have no
 // expiry.
 //
-// Thread-safe (no mutable state here; Storage is thread-safe).
+// lookup() answers from a cache of live tokens (auth/token_cache.h) while the storage reports no
+// change to any token row since the entry was read; everything else goes to storage.
+//
+// Thread-safe (the cache is; Storage is thread-safe).
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -83,14 +87,19 @@ struct IssuedToken {
 // it; the store does not). Times are RFC 3339 (UTC); expire_time is null without expiry.
 nlohmann::json token_lookup_data(const TokenInfo& info, std::string_view id);
 
+class TokenCache;
+
 class TokenStore {
  public:
+  // How many live tokens lookup() keeps parsed (~0.5 KB each); at the limit the cache starts over.
+  static constexpr std::size_t kCachedTokens = 4096;
+
   // `token_hash_key` is the HKDF sub-key for token hashing; it is copied (into locked memory
   // when the original is locked). A key shorter than 32 bytes makes every operation fail with
   // failed_precondition rather than hash tokens under a weak key.
   TokenStore(storage::Storage& storage, const crypto::SecretBytes& token_hash_key,
-             TokenSettings settings = {}, Clock clock = system_clock_seconds)
-      : storage_(storage), key_(token_hash_key.clone()), settings_(settings), clock_(std::move(clock)) {}
+             TokenSettings settings = {}, Clock clock = system_clock_seconds);
+  ~TokenStore();
 
   TokenStore(const TokenStore&) = delete;
   TokenStore& operator=(const TokenStore&) = delete;
@@ -115,9 +124,12 @@ class TokenStore {
 
   // Errors: permission_denied "permission denied" (unknown, revoked or expired: an expired token
   // is deleted on sight), permission_denied "token is bound to another client certificate"
-  // (for logs; the HTTP layer answers Vault's generic 403).
+  // (for logs; the HTTP layer answers Vault's generic 403). Served from the cache when the
+  // storage's token generation has not moved since the token was last read.
   Result<TokenInfo> lookup(std::string_view presented_token,
                            std::string_view presenter_cert_fingerprint);
+  // How many tokens the lookup cache holds now (for tests and diagnostics).
+  std::size_t cached_tokens() const;
 
   // Extends the token to now + increment (0 = its creation TTL), capped by its max TTL and by
   // its parent's expiry. Errors: those of lookup(), invalid_argument "lease is not renewable",
@@ -166,6 +178,7 @@ class TokenStore {
   crypto::SecretBytes key_;
   TokenSettings settings_;
   Clock clock_;
+  std::unique_ptr<TokenCache> cache_;
 };
 
 }  // namespace coffer::auth

@@ -25,6 +25,7 @@
 #include "auth/token_store.h"
 #include "common/log.h"
 #include "daemon/app.h"
+#include "daemon/instance_lock.h"
 #include "engines/kv_engine.h"
 #include "engines/wrapping.h"
 #include "keys/keyring.h"
@@ -119,6 +120,10 @@ int run(const std::string& config_path) {
 
   auto db = open_storage(*config, false);
   if (!db.ok()) return fail(db.status());
+  // Once the database is known to exist (so the lock file only ever appears beside a database):
+  // a second cofferd on it stops here, before serving anything.
+  auto instance = lock_database(config->storage_path);
+  if (!instance.ok()) return fail(instance.status());
   auto keyring = keys::Keyring::load(**db, *protector);
   if (!keyring.ok()) return fail(keyring.status());
   log_info("keyring loaded: DEK v" + std::to_string((*keyring)->current_dek_version()) + " current");

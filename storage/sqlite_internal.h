@@ -73,6 +73,9 @@ enum Sql : int {
 };
 
 const std::array<const char*, kSqlCount>& sql_text();
+// Whether the statement updates or deletes rows of the tokens table (read from its text once:
+// "UPDATE tokens" or "DELETE FROM tokens"), so that token caches learn of it.
+bool sql_changes_tokens(int sql);
 
 // sqlite result code (extended codes included) -> canonical code.
 Code sqlite_code(int rc);

@@ -269,7 +269,7 @@ Status run_op(const std::function<Status()>& op) {
 }  // namespace
 
 void SqliteStorage::run_batch(const std::vector<PendingWrite*>& batch) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   if (batch.size() == 1) {  // nothing to share: plain autocommit, no savepoint overhead
     batch[0]->result = run_op(*batch[0]->op);
     return;
@@ -356,7 +356,7 @@ Status SqliteStorage::error(sqlite3* db, int rc, std::string_view what) const {
 }
 
 Result<SqliteStorage::Settings> SqliteStorage::settings() {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Settings s;
   COFFER_ASSIGN_OR_RETURN(s.journal_mode, query_text("PRAGMA journal_mode"));
   COFFER_ASSIGN_OR_RETURN(s.synchronous, query_int("PRAGMA synchronous"));
@@ -370,7 +370,7 @@ Result<SqliteStorage::Settings> SqliteStorage::settings() {
 }
 
 Status SqliteStorage::checkpoint() {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   auto busy = query_int("PRAGMA wal_checkpoint(TRUNCATE)");
   if (!busy.ok()) return busy.status().with_context("checkpoint of " + path_);
   if (*busy != 0) {
@@ -385,7 +385,10 @@ SqliteStorage::Query::Query(SqliteStorage& owner, Reader* reader, int sql, std::
     : owner_(owner),
       db_(reader != nullptr ? reader->db : owner.db_),
       stmt_((reader != nullptr ? reader->statements : owner.statements_)[static_cast<std::size_t>(sql)]),
-      what_(what) {}
+      what_(what) {
+  // On the writer, under mu_ (WriterLock), which moves the token generation when it is released.
+  if (reader == nullptr && sql_changes_tokens(sql)) owner.tokens_changed_ = true;
+}
 
 SqliteStorage::Query::Query(SqliteStorage& owner, int sql, std::string_view what)
     : Query(owner, static_cast<Reader*>(nullptr), sql, what) {}

@@ -18,6 +18,7 @@
 // holds their write is durable.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <cstdint>
@@ -98,6 +99,13 @@ class SqliteStorage final : public Storage {
   // Children of an expired token go with it (Vault revokes a child when its parent ends);
   // the count includes them.
   Result<std::uint64_t> delete_expired_tokens(std::int64_t now) override;
+  // Moves when the writer lock is released after any statement that updates or deletes token
+  // rows ran under it (by then the transaction holding it has committed or rolled back; see
+  // WriterLock). Changes made by another process are not seen: cofferd holds the database alone
+  // (daemon/instance_lock.h).
+  std::optional<std::uint64_t> token_generation() const override {
+    return token_generation_.load(std::memory_order_acquire);
+  }
 
   Status put_policy(const NamedDocument& doc) override;
   Result<std::optional<NamedDocument>> get_policy(const std::string& name) override;
@@ -151,6 +159,24 @@ class SqliteStorage final : public Storage {
     std::mutex mu;
   };
   class ReadLease;    // a Reader locked for one operation
+  // Holds mu_ (the writer); on release, moves token_generation_ if a token-changing statement
+  // ran under it. Every writer operation takes mu_ through this, never directly.
+  class WriterLock {
+   public:
+    explicit WriterLock(SqliteStorage& owner) : owner_(owner) { owner_.mu_.lock(); }
+    ~WriterLock() {
+      if (owner_.tokens_changed_) {
+        owner_.tokens_changed_ = false;
+        owner_.token_generation_.fetch_add(1, std::memory_order_acq_rel);
+      }
+      owner_.mu_.unlock();
+    }
+    WriterLock(const WriterLock&) = delete;
+    WriterLock& operator=(const WriterLock&) = delete;
+
+   private:
+    SqliteStorage& owner_;
+  };
   // A caller waiting in the group-commit queue.
   struct PendingWrite {
     const std::function<Status()>* op;
@@ -200,7 +226,9 @@ class SqliteStorage final : public Storage {
 
   sqlite3* db_ = nullptr;  // the writer
   std::string path_;
-  std::mutex mu_;  // guards db_ and its cached statements
+  std::mutex mu_;  // guards db_, its cached statements and tokens_changed_ (take it by WriterLock)
+  bool tokens_changed_ = false;  // a statement that updates or deletes token rows ran under mu_
+  std::atomic<std::uint64_t> token_generation_{0};
   std::vector<sqlite3_stmt*> statements_;  // the writer's, indexed by the Sql enum in the .cpp
   std::vector<std::unique_ptr<Reader>> readers_;
 

@@ -9,7 +9,7 @@ namespace coffer::storage {
 // --- AppRole roles ---
 
 Status SqliteStorage::put_approle_role(const ApproleRoleRow& row) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Status st = Query(*this, kPutApproleRole, "put_approle_role")
                   .text(1, row.name)
                   .text(2, row.role_id)
@@ -48,7 +48,7 @@ Result<std::vector<std::string>> SqliteStorage::list_approle_roles() {
 // --- secret IDs ---
 
 Status SqliteStorage::insert_secret_id(const SecretIdRow& row) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Status st = Query(*this, kInsertSecretId, "insert_secret_id")
                   .blob(1, row.secret_id_hash)
                   .blob(2, row.accessor_hash)
@@ -113,7 +113,7 @@ Result<std::vector<std::string>> SqliteStorage::list_secret_id_accessors(const s
 }
 
 Result<bool> SqliteStorage::delete_secret_id(const std::vector<std::uint8_t>& secret_id_hash) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Query q(*this, kDeleteSecretId, "delete_secret_id");
   COFFER_RETURN_IF_ERROR(q.blob(1, secret_id_hash).run());
   return q.changes() > 0;
@@ -124,7 +124,7 @@ Result<bool> SqliteStorage::delete_secret_id(const std::vector<std::uint8_t>& se
 Result<SecretIdUse> SqliteStorage::use_secret_id(const std::vector<std::uint8_t>& secret_id_hash,
                                                  const std::string& role_name, std::int64_t now,
                                                  std::int64_t tombstone_until, const TokenRow& token) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Transaction tx(*this);
   COFFER_RETURN_IF_ERROR(tx.begin());
   SecretIdUse use;
@@ -174,7 +174,7 @@ Result<SecretIdUse> SqliteStorage::use_secret_id(const std::vector<std::uint8_t>
 }
 
 Result<std::uint64_t> SqliteStorage::delete_expired_secret_ids(std::int64_t now) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Query q(*this, kDeleteExpiredSecretIds, "delete_expired_secret_ids");
   COFFER_RETURN_IF_ERROR(q.integer(1, now).run());
   return static_cast<std::uint64_t>(q.changes());
@@ -198,7 +198,7 @@ Status SqliteStorage::insert_wrapped_locked(const TokenRow& token, const Wrapped
 }
 
 Status SqliteStorage::insert_wrapped_response(const TokenRow& token, const WrappedResponseRow& row) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Transaction tx(*this);
   COFFER_RETURN_IF_ERROR(tx.begin());
   COFFER_RETURN_IF_ERROR(insert_wrapped_locked(token, row));
@@ -231,7 +231,7 @@ Result<std::optional<WrappedResponseRow>> SqliteStorage::get_wrapped_response(
 
 Result<std::optional<WrappedResponseRow>> SqliteStorage::take_wrapped_response(
     const std::vector<std::uint8_t>& token_hash) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Transaction tx(*this);
   COFFER_RETURN_IF_ERROR(tx.begin());
   COFFER_ASSIGN_OR_RETURN(auto row, get_wrapped_locked(nullptr, token_hash));
@@ -245,7 +245,7 @@ Result<std::optional<WrappedResponseRow>> SqliteStorage::take_wrapped_response(
 
 Result<bool> SqliteStorage::replace_wrapped_response(const std::vector<std::uint8_t>& old_token_hash,
                                                      const TokenRow& token, const WrappedResponseRow& row) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Transaction tx(*this);
   COFFER_RETURN_IF_ERROR(tx.begin());
   COFFER_ASSIGN_OR_RETURN(const auto old, get_wrapped_locked(nullptr, old_token_hash));
@@ -260,14 +260,14 @@ Result<bool> SqliteStorage::replace_wrapped_response(const std::vector<std::uint
 
 Result<bool> SqliteStorage::record_nonce(const std::string& scope, const std::string& nonce,
                                          std::int64_t expires_at) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Query q(*this, kInsertNonce, "record_nonce");
   COFFER_RETURN_IF_ERROR(q.text(1, scope).text(2, nonce).integer(3, expires_at).run());
   return q.changes() == 1;
 }
 
 Result<std::uint64_t> SqliteStorage::delete_expired_nonces(std::int64_t now) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Query q(*this, kDeleteExpiredNonces, "delete_expired_nonces");
   COFFER_RETURN_IF_ERROR(q.integer(1, now).run());
   return static_cast<std::uint64_t>(q.changes());

@@ -156,6 +156,19 @@ Result<std::int64_t> as_int64(std::uint64_t v, std::string_view what) {
 
 const std::array<const char*, kSqlCount>& sql_text() { return kSql; }
 
+bool sql_changes_tokens(int sql) {
+  static const std::array<bool, kSqlCount> changes = [] {
+    std::array<bool, kSqlCount> out{};
+    for (std::size_t i = 0; i < kSqlCount; ++i) {
+      const std::string_view text(kSql[i]);
+      out[i] = text.find("UPDATE tokens ") != std::string_view::npos ||
+               text.find("DELETE FROM tokens ") != std::string_view::npos;
+    }
+    return out;
+  }();
+  return sql >= 0 && sql < kSqlCount && changes[static_cast<std::size_t>(sql)];
+}
+
 // --- meta ---
 
 Result<std::optional<std::string>> SqliteStorage::get_meta(const std::string& key) {
@@ -168,7 +181,7 @@ Result<std::optional<std::string>> SqliteStorage::get_meta(const std::string& ke
 }
 
 Status SqliteStorage::put_meta(const std::string& key, const std::string& value) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   return Query(*this, kPutMeta, "put_meta").text(1, key).text(2, value).run();
 }
 
@@ -208,12 +221,12 @@ Status SqliteStorage::insert_keyring_row_locked(const KeyringRow& row) {
 }
 
 Status SqliteStorage::insert_keyring_row(const KeyringRow& row) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   return insert_keyring_row_locked(row);
 }
 
 Status SqliteStorage::insert_keyring_rows(const std::vector<KeyringRow>& rows) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Transaction tx(*this);
   COFFER_RETURN_IF_ERROR(tx.begin());
   for (const KeyringRow& row : rows) COFFER_RETURN_IF_ERROR(insert_keyring_row_locked(row));
@@ -223,7 +236,7 @@ Status SqliteStorage::insert_keyring_rows(const std::vector<KeyringRow>& rows) {
 Status SqliteStorage::add_encryptions(const std::string& purpose, std::uint32_t version,
                                       std::uint64_t count) {
   COFFER_ASSIGN_OR_RETURN(const std::int64_t n, as_int64(count, "add_encryptions"));
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Query q(*this, kAddEncryptions, "add_encryptions");
   COFFER_RETURN_IF_ERROR(q.text(1, purpose).integer(2, version).integer(3, n).run());
   if (q.changes() == 0) {
@@ -403,7 +416,7 @@ Status SqliteStorage::update_token_expiry_locked(const std::vector<std::uint8_t>
 Result<std::uint64_t> SqliteStorage::delete_tree(int count_sql, int delete_sql,
                                                  const std::function<void(Query&)>& bind,
                                                  std::string_view what) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Transaction tx(*this);
   COFFER_RETURN_IF_ERROR(tx.begin());
   std::int64_t count = 0;
@@ -445,7 +458,7 @@ Result<std::uint64_t> SqliteStorage::delete_expired_tokens(std::int64_t now) {
 // --- policies and cert roles ---
 
 Status SqliteStorage::put_document(int sql, const NamedDocument& doc, std::string_view what) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   return Query(*this, sql, what).text(1, doc.name).text(2, doc.json).run();
 }
 
@@ -461,7 +474,7 @@ Result<std::optional<NamedDocument>> SqliteStorage::get_document(int sql, const 
 
 Result<bool> SqliteStorage::delete_document(int sql, const std::string& name,
                                             std::string_view what) {
-  std::lock_guard lock(mu_);
+  WriterLock lock(*this);
   Query q(*this, sql, what);
   COFFER_RETURN_IF_ERROR(q.text(1, name).run());
   return q.changes() > 0;

@@ -145,6 +145,12 @@ class Storage {
   virtual Result<std::uint64_t> delete_token_tree(const std::vector<std::uint8_t>& token_hash) = 0;
   // Deletes tokens with 0 < expires_at <= now. Returns how many.
   virtual Result<std::uint64_t> delete_expired_tokens(std::int64_t now) = 0;
+  // For callers that cache token rows (auth::TokenStore): a counter that moves forward after
+  // every committed change to an existing token row made through this object (revocation,
+  // expiry, renewal, one-time-credential and wrapping deletions; inserts need not move it).
+  // Read it BEFORE get_token: a row read under generation g may be served from a cache only
+  // while the counter still reads g. nullopt: not tracked, so nothing may be cached.
+  virtual std::optional<std::uint64_t> token_generation() const = 0;
 
   // --- policies and cert roles (non-secret documents) ---
   virtual Status put_policy(const NamedDocument& doc) = 0;

@@ -747,10 +747,11 @@ class CofferInstance:
                 shutil.rmtree(self.dir, ignore_errors=True)
 
     def run_cofferd_expecting_failure(self, config: Path | None = None, timeout: float = READY_TIMEOUT,
-                                      env: dict | None = None) -> StartFailure:
+                                      env: dict | None = None, beside_running: bool = False) -> StartFailure:
         """Run cofferd in the foreground and collect its exit code and stderr; kill it if it is
-        still running after `timeout` (timed_out=True: it did not refuse to start)."""
-        if self.running:
+        still running after `timeout` (timed_out=True: it did not refuse to start).
+        beside_running: the instance may be running (give a config with another port)."""
+        if self.running and not beside_running:
             raise HarnessError("stop the instance first: this would fight over its port")
         proc = subprocess.Popen([str(COFFERD), "--config", str(config or self.config_path)],
                                 env=env if env is not None else self.env(), stdin=subprocess.DEVNULL,

@@ -10,7 +10,7 @@ import re
 import shutil
 import unittest
 
-from harness import CREDENTIAL_WORD, MASTER_KEY_LABEL, TPM, CofferTestCase, setup_web
+from harness import CREDENTIAL_WORD, MASTER_KEY_LABEL, TPM, CofferTestCase, free_port, setup_web
 
 
 class TestInit(CofferTestCase):
@@ -117,6 +117,27 @@ class TestRestart(CofferTestCase):
         self.assertPermissionDenied(inst.request("GET", "/v1/secret/app/db", cert="unit-admin", token=token))
         # Policies and roles too: a new login works.
         self.assertIn("web", inst.login()["policies"])
+        self.assertEqual(inst.stop(), 0)
+
+
+    def test_a_second_cofferd_on_the_same_database_refuses_to_start(self):
+        # One daemon per database: its token cache and limits are per process (daemon/instance_lock.h).
+        inst = self.new_instance()
+        setup_web(inst)
+        inst.write_secret("app/db", {"password": "first"})
+        token = inst.login()["client_token"]
+        second = inst.write_config(inst.dir / "second.toml", listener={"port": free_port()})
+        res = inst.run_cofferd_expecting_failure(config=second, beside_running=True)
+        self.assertFalse(res.timed_out, f"a second cofferd kept running on the same database: {res!r}")
+        self.assertGreater(res.returncode, 0, repr(res))
+        self.assertIn("another cofferd is serving " + str(inst.db_path), res.stderr)
+        # The first one is untouched, and once it stops the database is free again.
+        r = inst.request("GET", "/v1/secret/app/db", cert="unit-web", token=token)
+        self.assertEqual(self.assertEnvelope(r)["data"], {"password": "first"})
+        self.assertEqual(inst.stop(), 0)
+        inst.start()
+        r = inst.request("GET", "/v1/secret/app/db", cert="unit-web", token=token)
+        self.assertEqual(self.assertEnvelope(r)["data"], {"password": "first"})
         self.assertEqual(inst.stop(), 0)
 
 

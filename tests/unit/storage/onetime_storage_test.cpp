@@ -225,6 +225,51 @@ TEST_F(OneTimeStorageTest, ExpiredWrappingTokenTakesItsResponseAlongAndRewrapRep
   EXPECT_FALSE(db_->get_token(id_hash(4))->has_value());
 }
 
+// auth::TokenStore caches token rows while token_generation() stands still: every way a stored
+// token can change or disappear must move it (after its commit), and the hot writes must not.
+TEST_F(OneTimeStorageTest, TokenGenerationMovesWithEveryChangeToAStoredToken) {
+  auto gen = [&] { return db_->token_generation().value_or(~0ull); };
+  ASSERT_TRUE(db_->token_generation().has_value());
+  std::uint64_t g = gen();
+  auto moved = [&](const char* what) {
+    const std::uint64_t now = gen();
+    EXPECT_GT(now, g) << what << " did not move the token generation";
+    g = now;
+  };
+  auto still = [&](const char* what) { EXPECT_EQ(gen(), g) << what << " moved the token generation"; };
+
+  ASSERT_OK(db_->insert_token(make_token(1)));
+  ASSERT_OK(db_->insert_token(make_token(2, 1)));
+  ASSERT_OK(db_->put_secret(SecretRecord{"secret/", "a", 1, {1, 2}, 0}));
+  ASSERT_TRUE(db_->get_token(id_hash(1))->has_value());
+  still("inserting tokens, writing a secret, reading a token");
+
+  ASSERT_OK(db_->update_token_expiry(id_hash(1), 900));
+  moved("update_token_expiry (renewal)");
+  ASSERT_EQ(*db_->delete_token_tree(id_hash(1)), 2u);
+  moved("delete_token_tree (revocation)");
+
+  ASSERT_OK(db_->insert_token(make_token(3, std::nullopt, 50)));
+  ASSERT_EQ(*db_->delete_expired_tokens(60), 1u);
+  moved("delete_expired_tokens (sweep)");
+
+  ASSERT_OK(db_->insert_wrapped_response(make_token(4), WrappedResponseRow{id_hash(4), "p", 1, 40, 1, {9}}));
+  still("insert_wrapped_response");
+  ASSERT_TRUE(db_->take_wrapped_response(id_hash(4))->has_value());
+  moved("take_wrapped_response (unwrap deletes the wrapping token)");
+  ASSERT_OK(db_->insert_wrapped_response(make_token(5), WrappedResponseRow{id_hash(5), "p", 1, 40, 1, {9}}));
+  ASSERT_TRUE(*db_->replace_wrapped_response(id_hash(5), make_token(6), WrappedResponseRow{id_hash(6), "p", 1, 40, 1, {8}}));
+  moved("replace_wrapped_response (rewrap deletes the old wrapping token)");
+
+  ASSERT_OK(db_->insert_secret_id(make_secret_id(1, "app", 1)));
+  ASSERT_EQ(db_->use_secret_id(id_hash(1, 50), "app", 100, 5000, make_token(7))->outcome, SecretIdUseOutcome::kIssued);
+  g = gen();  // a first use only inserts; whether it moves the generation does not matter
+  auto replay = db_->use_secret_id(id_hash(1, 50), "app", 200, 5000, make_token(8));
+  ASSERT_EQ(replay->outcome, SecretIdUseOutcome::kReplayed);
+  ASSERT_EQ(replay->revoked_tokens, 1u);
+  moved("use_secret_id replay (revokes what the secret ID issued)");
+}
+
 TEST_F(OneTimeStorageTest, NoncesAreRecordedOncePerScopeUntilSwept) {
   EXPECT_TRUE(*db_->record_nonce("cert:ab", "n1", 100));
   EXPECT_FALSE(*db_->record_nonce("cert:ab", "n1", 100));
