@@ -197,16 +197,6 @@ COFFER_PID=$!
 PIDS+=("$COFFER_PID")
 wait_https "$COFFER_PORT" cofferd "$COFFER_PID"
 
-# A second cofferd on the same database and token, with the audit log on (group commit), so the
-# cost of auditing is measured in the same run ("audited" rows). It idles while others are measured.
-AUDIT_PORT="$(free_port)"
-sed "s/^port = $COFFER_PORT\$/port = $AUDIT_PORT/" "$TMP/cofferd.toml" >"$TMP/cofferd-audited.toml"
-printf '\n[audit]\npath = "%s"\nfsync = "group"\n' "$TMP/audit.log" >>"$TMP/cofferd-audited.toml"
-(cd "$TMP" && exec "$COFFERD" --config "$TMP/cofferd-audited.toml" >"$TMP/cofferd-audited.log" 2>&1) &
-AUDIT_PID=$!
-PIDS+=("$AUDIT_PID")
-wait_https "$AUDIT_PORT" cofferd-audited "$AUDIT_PID"
-
 api() {  # <method> <path> <json body> [token]
   curl -sS -o "$TMP/api.out" -w '%{http_code}' --max-time 10 --cacert "$PKI/ca.crt" \
     --cert "$PKI/unit-admin.crt" --key "$PKI/unit-admin.key" -X "$1" \
@@ -235,6 +225,31 @@ code="$(curl -sS -o "$TMP/body.json" -w '%{http_code}' --max-time 10 --cacert "$
   "https://127.0.0.1:$COFFER_PORT/v1/secret/bench/app")"
 [[ "$code" == 200 ]] || die "read: $code $(head -c 400 "$TMP/body.json")"
 BODY_BYTES="$(stat -c %s "$TMP/body.json")"
+
+# A second cofferd with the audit log on (group commit), so the cost of auditing is measured in
+# the same run ("audited" rows); it idles while others are measured. cofferd holds its database
+# alone (daemon/instance_lock.h), so the audited one gets a copy, made with the first stopped
+# (sqlite checkpoints the WAL into the file on close): same keyring, policy, role, secret, token.
+kill -TERM "$COFFER_PID"
+for _ in $(seq 1 100); do kill -0 "$COFFER_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$COFFER_PID" 2>/dev/null && die "cofferd did not stop on SIGTERM"
+wait "$COFFER_PID" 2>/dev/null || true
+mkdir -p "$TMP/data-audited"
+cp "$TMP/data/coffer.db" "$TMP/data-audited/coffer.db"
+[[ ! -s "$TMP/data/coffer.db-wal" ]] || die "the WAL was not checkpointed at close"
+(cd "$TMP" && exec "$COFFERD" --config "$TMP/cofferd.toml" >>"$TMP/cofferd.log" 2>&1) &
+COFFER_PID=$!
+PIDS+=("$COFFER_PID")
+wait_https "$COFFER_PORT" cofferd "$COFFER_PID"
+
+AUDIT_PORT="$(free_port)"
+sed -e "s/^port = $COFFER_PORT\$/port = $AUDIT_PORT/" -e "s|$TMP/data/coffer.db|$TMP/data-audited/coffer.db|" \
+  "$TMP/cofferd.toml" >"$TMP/cofferd-audited.toml"
+printf '\n[audit]\npath = "%s"\nfsync = "group"\n' "$TMP/audit.log" >>"$TMP/cofferd-audited.toml"
+(cd "$TMP" && exec "$COFFERD" --config "$TMP/cofferd-audited.toml" >"$TMP/cofferd-audited.log" 2>&1) &
+AUDIT_PID=$!
+PIDS+=("$AUDIT_PID")
+wait_https "$AUDIT_PORT" cofferd-audited "$AUDIT_PID"
 log "coffer ready on 127.0.0.1:$COFFER_PORT (pid $COFFER_PID); read answer is $BODY_BYTES bytes"
 
 # ---------------------------------------------------------------------------------------------
