@@ -101,8 +101,7 @@ std::optional<PathError> check_path(std::string_view decoded, const std::optiona
   }
   if (raw_target) {
     // MHD decodes %00 into a NUL and the C string it passes us ends there ("a%00b" -> "a").
-    const std::string t = lower(*raw_target);
-    const std::size_t nul = std::min(t.find("%00"), t.find('\0'));
+    const std::size_t nul = std::min(raw_target->find("%00"), raw_target->find('\0'));
     if (nul != std::string::npos) {
       return PathError{400, nul < raw_path.size() ? "request path contains a NUL byte"
                                                   : "request query contains a NUL byte"};
@@ -186,9 +185,9 @@ MHD_Result queue(MHD_Connection* connection, HttpResponse&& r, bool head) {
   for (const auto& [name, value] : kSecurityHeaders) {
     ok = ok && MHD_add_response_header(resp, name, value) == MHD_YES;
   }
-  if (had_body && r.status != 204 && r.status != 304 && !r.content_type.empty() &&
+  if (had_body && r.status != 204 && r.status != 304 && r.content_type != nullptr && *r.content_type != '\0' &&
       valid_header("Content-Type", r.content_type)) {
-    ok = ok && MHD_add_response_header(resp, "Content-Type", r.content_type.c_str()) == MHD_YES;
+    ok = ok && MHD_add_response_header(resp, "Content-Type", r.content_type) == MHD_YES;
   }
   for (const auto& [name, value] : r.headers) {
     if (is_reserved_header(lower(name))) continue;
@@ -232,14 +231,14 @@ struct ValueSink {
 MHD_Result collect_value(void* cls, MHD_ValueKind, const char* key, std::size_t key_size,
                          const char* value, std::size_t value_size) {
   auto* sink = static_cast<ValueSink*>(cls);
-  std::string k(key != nullptr ? key : "", key != nullptr ? key_size : 0);
+  const std::string_view k(key != nullptr ? key : "", key != nullptr ? key_size : 0);
   const std::string_view v(value != nullptr ? value : "", value != nullptr ? value_size : 0);
   sink->bytes += k.size() + v.size() + 4;  // "name: value\r\n"
-  if (k.find('\0') != std::string::npos || v.find('\0') != std::string_view::npos) sink->has_nul = true;
+  if (k.find('\0') != std::string_view::npos || v.find('\0') != std::string_view::npos) sink->has_nul = true;
   if (sink->headers != nullptr) {
     sink->headers->emplace_back(lower(k), crypto::SecretString(v.begin(), v.end()));
   } else {
-    sink->query->emplace_back(std::move(k), std::string(v));
+    sink->query->emplace_back(std::string(k), std::string(v));
   }
   return MHD_YES;
 }
@@ -442,13 +441,16 @@ MHD_Result HttpServer::Impl::on_request(MHD_Connection* connection, const char* 
     }
     req.method = method != nullptr ? method : "";
     req.path = url != nullptr ? url : "";
-    if (rs->raw_uri) req.raw_path = rs->raw_uri->substr(0, rs->raw_uri->find('?'));
+    if (rs->raw_uri) req.raw_path.assign(*rs->raw_uri, 0, rs->raw_uri->find('?'));
     req.remote_address = cs->remote_address;
     req.remote_port = cs->remote_port;
     req.peer = cs->peer;
 
     ValueSink headers;
     headers.headers = &req.headers;
+    // Room for a usual request's headers at once: growing a vector with the wiping allocator
+    // copies and wipes every header it holds so far.
+    req.headers.reserve(8);
     MHD_get_connection_values_n(connection, MHD_HEADER_KIND, &collect_value, &headers);
     ValueSink query;
     query.query = &req.query;
