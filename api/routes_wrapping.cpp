@@ -186,8 +186,12 @@ std::optional<HttpResponse> wrapping_refusal(Call& call) {
   if (call.acl == nullptr || call.acl->is_root()) return std::nullopt;
   // The rule the handler's own check will consult (LIST paths with their trailing '/').
   const bool list = call.method == "LIST";
-  std::string path = call.path;
-  if (list && (path.empty() || path.back() != '/')) path.push_back('/');
+  std::string listed;  // a copy only when the path needs the '/'
+  std::string_view path = call.path;
+  if (list && (path.empty() || path.back() != '/')) {
+    listed = call.path + '/';
+    path = listed;
+  }
   const auth::Acl::WrappingBounds bounds = call.acl->wrapping_bounds(path, list);
   std::string why;
   const std::string ttl = call.wrap_ttl ? std::to_string(*call.wrap_ttl) + "s" : std::string();

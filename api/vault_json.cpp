@@ -7,6 +7,21 @@
 namespace coffer::api {
 namespace {
 
+// Appends `v` as a JSON string literal: plain text (request ids are UUIDs, mount types are
+// words) straight into the body, anything else through nlohmann's escaping.
+void append_quoted(crypto::SecretBytes& out, std::string_view v) {
+  const bool plain = std::all_of(v.begin(), v.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7f && c != '"' && c != '\\';
+  });
+  if (!plain) {
+    out.append(nlohmann::json(std::string(v)).dump());
+    return;
+  }
+  out.append(std::string_view("\""));
+  out.append(v);
+  out.append(std::string_view("\""));
+}
+
 }  // namespace
 
 int http_status_for(Code code) {
@@ -70,15 +85,6 @@ SecretJson envelope(const std::string& request_id) {
 
 HttpResponse envelope_response(const std::string& request_id, const crypto::SecretBytes& data_json,
                                std::int64_t lease_duration, std::string_view mount_type) {
-  // A JSON string literal; plain text (request ids are UUIDs, mount types are words) is copied.
-  const auto quoted = [](std::string_view v) {
-    const bool plain = std::all_of(v.begin(), v.end(), [](char c) {
-      return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7f && c != '"' && c != '\\';
-    });
-    return plain ? "\"" + std::string(v) + "\"" : nlohmann::json(std::string(v)).dump();
-  };
-  const std::string id = quoted(request_id);
-  const std::string mount = quoted(mount_type);
   char lease[24];
   const auto end = std::to_chars(lease, lease + sizeof lease, lease_duration).ptr;
   // Keys in std::map order, as SecretJson's dump writes the envelope.
@@ -89,16 +95,16 @@ HttpResponse envelope_response(const std::string& request_id, const crypto::Secr
   constexpr std::string_view kTail = ",\"warnings\":null,\"wrap_info\":null}";
   HttpResponse r;
   r.status = 200;
-  r.body.reserve(kHead.size() + data_json.size() + kLease.size() + 24 + kMount.size() + mount.size() +
-                 kId.size() + id.size() + kTail.size());
+  r.body.reserve(kHead.size() + data_json.size() + kLease.size() + sizeof lease + kMount.size() +
+                 mount_type.size() + 2 + kId.size() + request_id.size() + 2 + kTail.size());
   r.body.append(kHead);
   r.body.append(data_json.bytes(crypto::reveal()));
   r.body.append(kLease);
   r.body.append(std::string_view(lease, static_cast<std::size_t>(end - lease)));
   r.body.append(kMount);
-  r.body.append(mount);
+  append_quoted(r.body, mount_type);
   r.body.append(kId);
-  r.body.append(id);
+  append_quoted(r.body, request_id);
   r.body.append(kTail);
   return r;
 }

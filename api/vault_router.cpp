@@ -187,7 +187,8 @@ HttpResponse VaultRouter::handle(HttpRequest& req) {
     }
   }
 
-  Call call{req, *request_id, *method, req.path.substr(kPrefix.size()), presented_token(req), std::nullopt, nullptr};
+  Call call{req, std::move(*request_id), std::move(*method), req.path.substr(kPrefix.size()), presented_token(req),
+            std::nullopt, nullptr};
   call.wrap_ttl = *wrap_ttl;
   // Before any token lookup, login or body parsing: a flood must cost as little as possible.
   std::optional<HttpResponse> limited = rate_limited(call);

@@ -113,6 +113,7 @@ namespace {
 
 std::vector<std::string_view> split(std::string_view s) {
   std::vector<std::string_view> parts;
+  parts.reserve(static_cast<std::size_t>(std::count(s.begin(), s.end(), '/')) + 1);  // one block
   std::size_t start = 0;
   while (true) {
     const auto slash = s.find('/', start);
@@ -321,12 +322,12 @@ const PathRule* Acl::find_non_exact(std::string_view path) const {
 
 const PathRule* Acl::find(std::string_view path, bool list_op) const {
   while (path.starts_with('/')) path.remove_prefix(1);
-  if (auto it = exact_.find(std::string(path)); it != exact_.end()) return &it->second;
+  if (auto it = exact_.find(path); it != exact_.end()) return &it->second;
   const bool trailing = path.ends_with('/');
   std::string_view trimmed = trailing ? path.substr(0, path.size() - 1) : path;
   if (list_op) {
     // LIST paths arrive with a trailing '/'; a rule written without it still applies.
-    if (auto it = exact_.find(std::string(trimmed)); it != exact_.end()) return &it->second;
+    if (auto it = exact_.find(trimmed); it != exact_.end()) return &it->second;
     if (trailing) {
       if (const PathRule* r = find_non_exact(trimmed)) return r;
     }

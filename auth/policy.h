@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -154,8 +155,14 @@ class Acl {
   const PathRule* find(std::string_view path, bool list_op) const;
   const PathRule* find_non_exact(std::string_view path) const;
 
+  // Transparent, so find() looks a request path up without copying it into a std::string.
+  struct PathHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
   bool root_ = false;
-  std::unordered_map<std::string, PathRule> exact_;
+  std::unordered_map<std::string, PathRule, PathHash, std::equal_to<>> exact_;
   std::vector<Rule> wildcard_;  // sorted, highest priority first
 };
 

@@ -129,6 +129,7 @@ Result<std::shared_ptr<const Policy>> PolicyStore::load(const std::string& name)
 
 Result<std::shared_ptr<const Acl>> PolicyStore::acl_for(const std::vector<std::string>& names) {
   std::vector<std::string> sorted;
+  sorted.reserve(names.size());
   for (const auto& raw : names) {
     auto n = normalize_name(raw);
     if (n.ok()) sorted.push_back(std::move(n).value());  // a bad name cannot exist: skip it
@@ -136,7 +137,10 @@ Result<std::shared_ptr<const Acl>> PolicyStore::acl_for(const std::vector<std::s
   std::sort(sorted.begin(), sorted.end());
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
   std::string key;
-  for (const auto& n : sorted) key += n + '\n';
+  for (const auto& n : sorted) {
+    key += n;
+    key += '\n';
+  }
 
   std::uint64_t generation = 0;
   {
