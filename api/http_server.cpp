@@ -298,17 +298,22 @@ namespace {
 
 void mhd_log(void* cls, const char* fmt, va_list ap) {
   auto* impl = static_cast<HttpServer::Impl*>(cls);
-  char buf[512];
-  std::vsnprintf(buf, sizeof buf, fmt, ap);
-  std::string msg(buf);
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
+  const auto format = [&] {
+    char buf[512];
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    std::string msg(buf);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
+    return msg;
+  };
   {
     std::lock_guard<std::mutex> lock(impl->startup_log_mutex);
     if (impl->starting) {
-      impl->startup_log += (impl->startup_log.empty() ? "" : "; ") + msg;
+      impl->startup_log += (impl->startup_log.empty() ? "" : "; ") + format();
       return;
     }
   }
+  if (!log_enabled(LogLevel::debug)) return;  // not formatted only to be dropped
+  const std::string msg = format();
   // MHD messages may name the request path, never headers or bodies. Handshake failures from
   // scanners are routine, so keep them at debug.
   log_debug("libmicrohttpd: " + msg);

@@ -211,7 +211,9 @@ std::optional<HttpResponse> route_approle_login(Services& s, Call& call) {
   }
   if (role_id.empty()) return error_response(400, {"missing role_id"});
   if (!role_id_shaped(role_id)) {
-    log_debug("approle login refused from " + call.http.remote_address + ": a role_id no role can have");
+    if (log_enabled(LogLevel::debug)) {
+      log_debug("approle login refused from " + call.http.remote_address + ": a role_id no role can have");
+    }
     return invalid_login();
   }
 
@@ -269,8 +271,10 @@ std::optional<HttpResponse> route_approle_login(Services& s, Call& call) {
     call.audit_error = "permission denied: " + locked;
     return permission_denied();
   }
-  log_debug("approle login refused (request " + call.request_id + ", role " + role + ", from " +
-            call.http.remote_address + "): " + result->reason);
+  if (log_enabled(LogLevel::debug)) {
+    log_debug("approle login refused (request " + call.request_id + ", role " + role + ", from " +
+              call.http.remote_address + "): " + result->reason);
+  }
   if (s.lockout != nullptr && s.lockout->record_failure(lockout_key)) {
     call.audit_error = std::string(auth::kInvalidRoleOrSecretId) +
                        "; lockout started: " + s.lockout->check(lockout_key).message();

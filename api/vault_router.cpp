@@ -209,8 +209,10 @@ std::optional<HttpResponse> VaultRouter::rate_limited(const Call& call) {
   if (d.allowed) return std::nullopt;
   // Per request at debug only: a flood must not flood the journal too (cofferd logs a summary
   // of refusals once a minute, and the audit log has each one).
-  log_debug("request " + call.request_id + " (" + call.method + " " + call.path + ") from " +
-            call.http.remote_address + " refused: " + rate_class_name(*cls) + " rate limit per " + d.refused_by);
+  if (log_enabled(LogLevel::debug)) {
+    log_debug("request " + call.request_id + " (" + call.method + " " + call.path + ") from " +
+              call.http.remote_address + " refused: " + rate_class_name(*cls) + " rate limit per " + d.refused_by);
+  }
   // Vault's quota error (ErrRateLimitQuotaExceeded, "request path %q: ...").
   HttpResponse r = error_response(429, {"request path \"" + call.path + "\": rate limit quota exceeded"});
   r.headers.emplace_back("Retry-After", std::to_string(d.retry_after_seconds));
@@ -272,7 +274,9 @@ std::optional<HttpResponse> VaultRouter::authenticate(Call& call) {
   auto caller = s_.tokens.lookup(call.token, call.http.peer.fingerprint_sha256_hex);
   if (!caller.ok()) {
     if (caller.status().code() == Code::permission_denied) {
-      log_debug("request " + call.request_id + " refused: " + caller.status().message());
+      if (log_enabled(LogLevel::debug)) {
+        log_debug("request " + call.request_id + " refused: " + caller.status().message());
+      }
       if (wrapping_token) return std::nullopt;
       return error_response(403, {"permission denied", "invalid token"});
     }

@@ -34,9 +34,11 @@ bool parse_log_level(std::string_view text, LogLevel& out) {
   return true;
 }
 
+// Lower numbers are more severe (syslog order).
+bool log_enabled(LogLevel level) { return static_cast<int>(level) <= g_min_level.load(std::memory_order_relaxed); }
+
 void log(LogLevel level, std::string_view message) {
-  // Lower numbers are more severe (syslog order).
-  if (static_cast<int>(level) > g_min_level.load()) return;
+  if (!log_enabled(level)) return;
   static const bool journald = std::getenv("JOURNAL_STREAM") != nullptr;
   std::string line;
   if (journald) {

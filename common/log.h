@@ -13,6 +13,10 @@ enum class LogLevel { debug = 7, info = 6, warning = 4, error = 3 };
 void set_log_level(LogLevel level);
 bool parse_log_level(std::string_view text, LogLevel& out);
 void log(LogLevel level, std::string_view message);
+// Whether log(level, ...) would write anything. Check it before building a message that costs
+// something (string concatenation per request): a refusal flood must not pay for debug text
+// that is then dropped.
+bool log_enabled(LogLevel level);
 
 inline void log_debug(std::string_view m) { log(LogLevel::debug, m); }
 inline void log_info(std::string_view m) { log(LogLevel::info, m); }
