@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,11 +32,13 @@
 #include "crypto/random.h"
 #include "crypto/secret_bytes.h"
 #include "crypto/secret_json.h"
+#include "crypto/x509.h"
 #include "engines/kv_engine.h"
 #include "keys/keyring.h"
 #include "storage/barrier.h"
 #include "storage/sqlite_storage.h"
 #include "tests/support/fake_protector.h"
+#include "tests/unit/auth/test_pki.h"
 
 namespace {
 
@@ -431,6 +434,54 @@ void BM_LockoutCheck(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_LockoutCheck);
+
+// --- cert login's X.509 work (P-256 CA and leaf, as bench/run.sh uses) ---
+
+struct LoginPki {
+  coffer::testing::TestCert ca, leaf;
+  std::optional<crypto::TrustAnchors> anchors;
+};
+const LoginPki& login_pki() {
+  static const LoginPki pki = [] {
+    LoginPki p;
+    coffer::testing::CertSpec ca_spec;
+    ca_spec.cn = "bench CA";
+    ca_spec.ca = true;
+    p.ca = coffer::testing::make_cert(ca_spec);
+    coffer::testing::CertSpec leaf_spec;
+    leaf_spec.cn = "web01";
+    leaf_spec.dns = {"web01.internal"};
+    leaf_spec.serial = 2;
+    p.leaf = coffer::testing::make_cert(leaf_spec, &p.ca);
+    auto anchors = crypto::TrustAnchors::from_pem(p.ca.pem);
+    if (!anchors.ok()) std::abort();
+    p.anchors = std::move(anchors).value();
+    return p;
+  }();
+  return pki;
+}
+
+// What a cert login reads from the presented leaf (CN, SANs, serial, fingerprint, ...).
+void BM_CertParse(benchmark::State& state) {
+  const LoginPki& pki = login_pki();
+  for (auto _ : state) {
+    auto info = crypto::parse_certificate_der(pki.leaf.der);
+    benchmark::DoNotOptimize(info);
+  }
+}
+BENCHMARK(BM_CertParse);
+
+// The chain check against a role's trusted CA (parses the leaf again, then X509_verify_cert).
+void BM_CertVerify(benchmark::State& state) {
+  const LoginPki& pki = login_pki();
+  const std::vector<std::vector<std::uint8_t>> none;
+  for (auto _ : state) {
+    Status st = pki.anchors->verify(pki.leaf.der, none);
+    if (!st.ok()) state.SkipWithError(st.message().c_str());
+    benchmark::DoNotOptimize(st);
+  }
+}
+BENCHMARK(BM_CertVerify);
 
 }  // namespace
 

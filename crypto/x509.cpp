@@ -15,8 +15,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <ctime>
 #include <limits>
+#include <mutex>
+#include <unordered_map>
 
 #include "crypto/encoding.h"
 #include "crypto/mac.h"
@@ -43,16 +46,59 @@ struct OpenSslString {
   void operator()(char* p) const { OPENSSL_free(p); }
 };
 
+// Parsed certificates, kept by the SHA-256 of their DER. OpenSSL 3.0 (Debian 12) decodes a
+// certificate's public key through its decoder framework on every d2i_X509: ~120 µs for a P-256
+// leaf, most of it lock traffic (bench: BM_CertParse). A cert login parsed the presented
+// certificate twice, and each later login of the same unit parsed it again. An X509 is
+// reference-counted and OpenSSL guards the fields it caches lazily with the object's own lock,
+// so one parsed object can serve concurrent logins. Bounded: emptied when full.
+class ParsedCertificates {
+ public:
+  X509Ptr find(const Digest& key) {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(key);
+    if (it == entries_.end() || X509_up_ref(it->second.get()) != 1) return nullptr;
+    return X509Ptr(it->second.get());
+  }
+  void put(const Digest& key, X509* x) {
+    std::lock_guard lock(mu_);
+    if (entries_.size() >= kCapacity) entries_.clear();
+    if (entries_.count(key) != 0 || X509_up_ref(x) != 1) return;
+    entries_.emplace(key, X509Ptr(x));
+  }
+
+ private:
+  static constexpr std::size_t kCapacity = 512;
+  struct KeyHash {
+    std::size_t operator()(const Digest& d) const noexcept {  // SHA-256 output: uniform bytes
+      std::size_t h;
+      std::memcpy(&h, d.data(), sizeof h);
+      return h;
+    }
+  };
+  std::mutex mu_;
+  std::unordered_map<Digest, X509Ptr, KeyHash> entries_;
+};
+
+ParsedCertificates& parsed_certificates() {
+  // Never destroyed: freeing X509s after OpenSSL's own atexit cleanup would touch freed state.
+  static ParsedCertificates* cache = new ParsedCertificates();
+  return *cache;
+}
+
 X509Ptr parse_der(ByteView der) {
   if (der.empty() || der.size() > static_cast<std::size_t>(std::numeric_limits<long>::max())) {
     return nullptr;
   }
+  const Digest key = sha256(der);
+  if (X509Ptr hit = parsed_certificates().find(key)) return hit;
   const unsigned char* p = der.data();
   X509Ptr x(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
   if (!x || p != der.data() + der.size()) {
     ERR_clear_error();
     return nullptr;
   }
+  parsed_certificates().put(key, x.get());
   return x;
 }
 

@@ -68,8 +68,10 @@ TEST(X509Parse, RejectsGarbageAndTrailingBytes) {
   EXPECT_EQ(parse_certificate_der(ByteView(junk.data(), junk.size())).status().code(), Code::invalid_argument);
   EXPECT_FALSE(parse_certificate_der(ByteView()).ok());
   TestCert c = make_cert({.cn = "x"});
+  ASSERT_TRUE(parse_certificate_der(view(c)).ok());  // now a parsed certificate is kept for reuse
   c.der.push_back(0);
-  EXPECT_EQ(parse_certificate_der(view(c)).status().code(), Code::invalid_argument);
+  EXPECT_EQ(parse_certificate_der(view(c)).status().code(), Code::invalid_argument)
+      << "the same certificate plus a trailing byte must not be served as the parsed one";
 }
 
 TEST(X509Pem, BundleAndErrors) {
@@ -165,6 +167,23 @@ TEST_F(X509Verify, ExpiredAndNotYetValidLeavesAreRefused) {
   Status earlier = anchors->verify_at(view(expired), {}, now - 5400);
   EXPECT_TRUE(earlier.ok()) << earlier.to_string();
   EXPECT_EQ(anchors->verify_at(view(current), {}, now + 2 * 86400).message(), "certificate has expired");
+}
+
+// Parsed certificates are reused by the SHA-256 of their DER (crypto/x509.cpp): a certificate
+// with one byte of its signature changed is another certificate, parsed and refused on its own,
+// however often the genuine one verified before.
+TEST_F(X509Verify, AForgedCopyOfAReusedCertificateIsStillRefused) {
+  auto anchors = TrustAnchors::from_pem(root_.pem);
+  ASSERT_TRUE(anchors.ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(anchors->verify(view(direct_), {}).ok());
+  TestCert forged = direct_;
+  forged.der[forged.der.size() - 5] ^= 0x01;  // inside the signature value
+  auto parsed = parse_certificate_der(view(forged));
+  ASSERT_TRUE(parsed.ok()) << "still well-formed DER";
+  EXPECT_EQ(parsed->common_name, "direct");
+  Status refused = anchors->verify(view(forged), {});
+  EXPECT_EQ(refused.code(), Code::permission_denied) << refused.to_string();
+  EXPECT_TRUE(anchors->verify(view(direct_), {}).ok());
 }
 
 TEST_F(X509Verify, GarbageInputsAreInvalidArgument) {
