@@ -253,6 +253,7 @@ struct HttpServer::Impl {
   std::mutex stop_mutex;
   crypto::SecretBytes ca_pem;
   crypto::SecretBytes cert_pem;
+  crypto::SecretBytes ticket_key;  // GnuTLS session-ticket master key; empty = no resumption
   mutable std::mutex trust_mutex;
   std::shared_ptr<TrustStore> trust;
   std::mutex startup_log_mutex;
@@ -378,6 +379,15 @@ void on_connection(void* cls, MHD_Connection* connection, void** socket_context,
     return;
   }
   gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
+  if (!impl->ticket_key.empty()) {
+    // Resumption skips the Certificate message and so verify_at_handshake: cs->verified stays
+    // false and check_client verifies the resumed session's certificate before any request.
+    const gnutls_datum_t key{impl->ticket_key.data(crypto::reveal()),
+                             static_cast<unsigned>(impl->ticket_key.size())};
+    if (gnutls_session_ticket_enable_server(session, &key) == 0) {
+      gnutls_db_set_cache_expiration(session, static_cast<int>(impl->config.tls_ticket_lifetime_seconds));
+    }
+  }
   if (gnutls_session_get_ptr(session) == connection) {
     gnutls_session_set_verify_function(session, &verify_at_handshake);
   } else {
@@ -583,6 +593,17 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerConfig& co
   COFFER_ASSIGN_OR_RETURN(impl->cert_pem, tls::read_pem(config.cert_file, "server certificate"));
   COFFER_ASSIGN_OR_RETURN(impl->ca_pem, tls::read_pem(config.client_ca_file, "client CA"));
   COFFER_ASSIGN_OR_RETURN(impl->trust, tls::load_trust(impl->ca_pem, config.client_ca_file, config.crl_file, 1));
+  if (config.tls_ticket_lifetime_seconds > 0) {
+    gnutls_datum_t key{};
+    if (const int rc = gnutls_session_ticket_key_generate(&key); rc < 0) {
+      return Error(Code::internal, std::string("http server: cannot generate a TLS ticket key: ") +
+                                       gnutls_strerror(rc));
+    }
+    impl->ticket_key = crypto::SecretBytes(key.size);
+    std::memcpy(impl->ticket_key.data(crypto::reveal()), key.data, key.size);
+    gnutls_memset(key.data, 0, key.size);
+    gnutls_free(key.data);
+  }
   // The key copy we control lives only until MHD has loaded it into its GnuTLS credentials
   // (MHD_init_daemon_certificate reads it once at start); SecretBytes wipes it at scope exit.
   COFFER_ASSIGN_OR_RETURN(crypto::SecretBytes key_pem, tls::read_pem(config.key_file, "server key"));

@@ -33,6 +33,11 @@ struct HttpServerConfig {
   std::size_t max_request_bytes = 1 << 20;   // body limit -> 413
   std::size_t max_header_bytes = 16384;      // sum of header lines -> 431
   std::size_t max_path_bytes = 1024;         // raw request path -> 414
+  // TLS session resumption (session tickets, TLS 1.2 and 1.3): how long a ticket is accepted;
+  // 0 = none issued. The ticket key is random per process (a restart ends every ticket). A
+  // resumed connection's client certificate is verified again, against the current trust list
+  // and CRLs, before its first request.
+  unsigned tls_ticket_lifetime_seconds = 3600;
   // GnuTLS priority string: TLS 1.2 and 1.3 only, ECDHE with AEAD ciphers only.
   std::string tls_priorities =
       "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"

@@ -10,6 +10,9 @@
 // Scenarios:
 //   read   GET --path with X-Vault-Token over keep-alive connections (expects 200)
 //   fresh  one GET per new TCP + mTLS connection, no session resumption ("Connection: close")
+//   resume as fresh, but each connection slot offers the TLS session (ticket) its previous
+//          connection got: a unit reconnecting within the ticket lifetime; `resumed=` counts the
+//          handshakes the server resumed
 //   login  POST /v1/auth/cert/login {"name": role}, then GET --path with the new token, on a
 //          keep-alive connection; one operation = both requests (expects 200, 200)
 //   write  PUT /v1/secret/bench/w/<conn>-<n % 256> with a ~100 byte JSON body (expects 204)
@@ -51,7 +54,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-enum class Scenario { read, fresh, login, write, mixed, fill };
+enum class Scenario { read, fresh, resume, login, write, mixed, fill };
 
 struct Options {
   std::string host = "127.0.0.1";
@@ -122,6 +125,7 @@ struct ThreadStats {
   std::uint64_t requests = 0;   // HTTP requests answered as expected
   std::uint64_t errors = 0;
   std::uint64_t connects = 0;   // completed TLS handshakes
+  std::uint64_t resumed = 0;    // of which the server resumed a session (resume scenario)
 };
 
 enum class State { connecting, handshaking, sending, receiving };
@@ -141,6 +145,7 @@ struct Conn {
   std::string login_token;
   Clock::time_point op_start;
   bool done = false;      // fill: nothing left to write
+  SSL_SESSION* session = nullptr;  // resume: the last connection's session, offered by the next
 };
 
 const char* kWriteBody =
@@ -158,7 +163,10 @@ class Worker {
     }
   }
   ~Worker() {
-    for (auto& c : conns_) teardown(*c);
+    for (auto& c : conns_) {
+      teardown(*c);
+      if (c->session != nullptr) SSL_SESSION_free(c->session);
+    }
     if (ep_ >= 0) close(ep_);
   }
 
@@ -190,6 +198,15 @@ class Worker {
 
   void teardown(Conn& c) {
     if (c.ssl != nullptr) {
+      // A copy: OpenSSL marks a session not resumable when its connection is freed without a
+      // close_notify.
+      SSL_SESSION* s = o_.scenario == Scenario::resume ? SSL_get0_session(c.ssl) : nullptr;
+      if (s != nullptr && SSL_SESSION_is_resumable(s) == 1) {
+        if (SSL_SESSION* copy = SSL_SESSION_dup(s)) {
+          if (c.session != nullptr) SSL_SESSION_free(c.session);
+          c.session = copy;
+        }
+      }
       SSL_free(c.ssl);
       c.ssl = nullptr;
     }
@@ -227,6 +244,7 @@ class Worker {
     }
     c.ssl = SSL_new(ctx_);
     SSL_set_fd(c.ssl, c.fd);
+    if (c.session != nullptr) SSL_set_session(c.ssl, c.session);
     SSL_set_connect_state(c.ssl);
     c.state = State::handshaking;
     epoll_event ev{};
@@ -244,7 +262,7 @@ class Worker {
     c.out_off = 0;
     c.in.clear();
     c.close_after = false;
-    const bool fresh = o_.scenario == Scenario::fresh;
+    const bool fresh = o_.scenario == Scenario::fresh || o_.scenario == Scenario::resume;
     bool write = o_.scenario == Scenario::write;
     if (o_.scenario == Scenario::mixed) write = (rng_() % 100) < 5;
     if (o_.scenario == Scenario::fill) {
@@ -294,6 +312,7 @@ class Worker {
         int rc = SSL_do_handshake(c.ssl);
         if (rc == 1) {
           ++stats_.connects;
+          if (SSL_session_reused(c.ssl) == 1) ++stats_.resumed;
           build_request(c);
           continue;  // (fill: build_request may have closed it; the loop checks c.fd)
         }
@@ -411,7 +430,7 @@ class Worker {
 
 void usage() {
   std::cerr << "usage: coffer_load --port P --ca ca.crt --cert c.crt --key c.key "
-               "--scenario read|fresh|login|write|mixed|fill [--connections N] [--threads M] "
+               "--scenario read|fresh|resume|login|write|mixed|fill [--connections N] [--threads M] "
                "[--duration S] [--token T] [--path /v1/...] [--role web] [--label text] [--count N]\n";
 }
 
@@ -437,6 +456,7 @@ bool parse(int argc, char** argv, Options& o) {
       o.scenario_name = v;
       if (v == "read") o.scenario = Scenario::read;
       else if (v == "fresh") o.scenario = Scenario::fresh;
+      else if (v == "resume") o.scenario = Scenario::resume;
       else if (v == "login") o.scenario = Scenario::login;
       else if (v == "write") o.scenario = Scenario::write;
       else if (v == "mixed") o.scenario = Scenario::mixed;
@@ -471,9 +491,10 @@ int main(int argc, char** argv) {
   }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  // Every new connection is a full handshake (units restarting), never a resumption.
+  // Every new connection is a full handshake (units restarting), never a resumption; except in
+  // the resume scenario, where each connection slot keeps its own session (no shared cache).
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  if (o.scenario != Scenario::resume) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 
   const auto start = Clock::now();
   const auto deadline = start + std::chrono::microseconds(static_cast<std::int64_t>(o.duration * 1e6));
@@ -499,6 +520,7 @@ int main(int argc, char** argv) {
     all.requests += s.requests;
     all.errors += s.errors;
     all.connects += s.connects;
+    all.resumed += s.resumed;
   }
   const double ops_per_s = static_cast<double>(all.ops) / seconds;
   std::printf("%s: %u connections / %u threads, %.1f s: %llu ops (%.0f/s), %llu requests, %llu "
@@ -511,11 +533,11 @@ int main(int argc, char** argv) {
               all.hist.quantile(0.99), all.hist.quantile(0.999));
   std::printf("RESULT label=%s scenario=%s connections=%u threads=%u seconds=%.3f ops=%llu "
               "requests=%llu handshakes=%llu errors=%llu ops_per_s=%.1f p50_us=%.0f p99_us=%.0f "
-              "p999_us=%.0f\n",
+              "p999_us=%.0f resumed=%llu\n",
               o.label.c_str(), o.scenario_name.c_str(), o.connections, o.threads, seconds,
               static_cast<unsigned long long>(all.ops), static_cast<unsigned long long>(all.requests),
               static_cast<unsigned long long>(all.connects),
               static_cast<unsigned long long>(all.errors), ops_per_s, all.hist.quantile(0.50),
-              all.hist.quantile(0.99), all.hist.quantile(0.999));
+              all.hist.quantile(0.99), all.hist.quantile(0.999), static_cast<unsigned long long>(all.resumed));
   return 0;
 }

@@ -18,9 +18,9 @@
 #   BENCH_THREADS=2       client threads
 #   BENCH_PROFILE=0       1: also profile cofferd under a load (perf, cpu-clock) and print
 #                         the top symbols
-#   BENCH_PROFILE_SCENARIO=read  the load to profile under (read, fresh, login, write, mixed)
-#   BENCH_SCENARIOS="read fresh login write mixed audited"  the scenarios to run (audited =
-#                         read and write against the audited instance)
+#   BENCH_PROFILE_SCENARIO=read  the load to profile under (read, fresh, resume, login, write, mixed)
+#   BENCH_SCENARIOS="read fresh resume login write mixed audited"  the scenarios to run
+#                         (audited = read and write against the audited instance)
 #   BENCH_MICRO=1         0: skip the Google Benchmark micro-benchmarks
 #   COFFER_BUILD_DIR      use this build instead of running scripts/build.sh (build/)
 #   BENCH_KEEP=1          keep the temp directory (logs, config, db)
@@ -34,14 +34,14 @@ SERVER_THREADS="$(nproc)"
 PROFILE="${BENCH_PROFILE:-0}"
 PROFILE_SCENARIO="${BENCH_PROFILE_SCENARIO:-read}"
 MICRO="${BENCH_MICRO:-1}"
-SCENARIOS=" ${BENCH_SCENARIOS:-read fresh login write mixed audited} "
+SCENARIOS=" ${BENCH_SCENARIOS:-read fresh resume login write mixed audited} "
 SOFTHSM_LIB=/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
-case "$PROFILE_SCENARIO" in read|fresh|login|write|mixed) ;; *) die "BENCH_PROFILE_SCENARIO: read, fresh, login, write or mixed, not '$PROFILE_SCENARIO'";; esac
+case "$PROFILE_SCENARIO" in read|fresh|resume|login|write|mixed) ;; *) die "BENCH_PROFILE_SCENARIO: read, fresh, resume, login, write or mixed, not '$PROFILE_SCENARIO'";; esac
 for s in $SCENARIOS; do
-  case "$s" in read|fresh|login|write|mixed|audited) ;; *) die "BENCH_SCENARIOS: read, fresh, login, write, mixed, audited; not '$s'";; esac
+  case "$s" in read|fresh|resume|login|write|mixed|audited) ;; *) die "BENCH_SCENARIOS: read, fresh, resume, login, write, mixed, audited; not '$s'";; esac
 done
 
 if [[ -n "${COFFER_BUILD_DIR:-}" ]]; then
@@ -357,7 +357,9 @@ for scenario in read fresh; do
   run_one nginx "$NGINX_PID" "$NGINX_PORT" "$scenario"
   run_one bare "$BARE_PID" "$BARE_PORT" "$scenario"
 done
-for scenario in login write mixed; do
+# resume: coffer only (the references issue no tickets: nginx is set up without them, and
+# libmicrohttpd enables none by itself).
+for scenario in resume login write mixed; do
   wanted "$scenario" || continue
   run_one coffer "$COFFER_PID" "$COFFER_PORT" "$scenario" 1
 done
@@ -412,6 +414,13 @@ for scenario, target_nginx, target_bare in (("read", 0.6, 0.8), ("fresh", 0.7, N
     print(f"  {scenario:6} rate coffer/nginx {rn:5.2f}{tn}; coffer/bare {rb:5.2f}{tb}")
     tc = " (target <= 2: " + ("met" if cn <= 2 else "NOT met") + ")" if scenario == "read" else ""
     print(f"  {scenario:6} CPU/op coffer/nginx {cn:5.2f}{tc}; coffer/bare {cb:5.2f}")
+c, f = find("coffer", "resume"), find("coffer", "fresh")
+if c:
+    line = (f"  resume: {float(c['ops_per_s']):.0f} connections/s, {c.get('resumed', '?')} of "
+            f"{c['handshakes']} handshakes resumed, CPU {cpu_us(c):.0f} us per connection")
+    if f:
+        line += f" ({float(c['ops_per_s']) / float(f['ops_per_s']):.2f}x the rate and {cpu_us(c) / cpu_us(f):.2f}x the CPU of fresh)"
+    print(line)
 c = find("coffer", "read")
 if c:
     p99 = int(c["p99_us"]) / 1000

@@ -186,7 +186,8 @@ Result<Config> load_config(const std::string& path) {
     COFFER_RETURN_IF_ERROR(r.check_keys(*l, "listener",
                                         {"address", "port", "tls_cert_file", "tls_key_file", "client_ca_file",
                                          "crl_file", "threads", "max_connections", "connection_timeout",
-                                         "max_request_bytes", "max_path_bytes", "max_json_depth"}));
+                                         "max_request_bytes", "max_path_bytes", "max_json_depth",
+                                         "tls_ticket_lifetime"}));
     auto& L = c.listener;
     COFFER_RETURN_IF_ERROR(r.get_string(*l, "listener", "address", L.address));
     COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "port", L.port, 1, 65535));
@@ -200,6 +201,10 @@ Result<Config> load_config(const std::string& path) {
     COFFER_RETURN_IF_ERROR(r.get_duration(*l, "listener", "connection_timeout", timeout, 1));
     if (timeout > 86400) return r.bad("listener.connection_timeout", "must be at most 24h");
     L.connection_timeout_seconds = static_cast<unsigned>(timeout);
+    std::int64_t tickets = L.tls_ticket_lifetime_seconds;
+    COFFER_RETURN_IF_ERROR(r.get_duration(*l, "listener", "tls_ticket_lifetime", tickets, 0));
+    if (tickets > 86400) return r.bad("listener.tls_ticket_lifetime", "must be at most 24h (\"0s\" turns resumption off)");
+    L.tls_ticket_lifetime_seconds = static_cast<unsigned>(tickets);
     COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "max_request_bytes", L.max_request_bytes, 1024, 32 << 20));
     COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "max_path_bytes", L.max_path_bytes, 64, 65536));
     COFFER_RETURN_IF_ERROR(r.get_int(*l, "listener", "max_json_depth", c.max_json_depth, 2, 512));

@@ -17,6 +17,15 @@ REFUSED = (ssl.SSLError, ConnectionError, http.client.RemoteDisconnected, http.c
            http.client.IncompleteRead)
 
 
+def instance_with_replaceable_crl(test):
+    """A new instance whose crl_file (returned) starts as the CA's empty CRL and may be replaced."""
+    crl_dir = Path(tempfile.mkdtemp(prefix="coffer-it-crl-"))
+    test.addCleanup(shutil.rmtree, crl_dir, True)
+    crl = crl_dir / "client.crl"
+    shutil.copyfile(test.pki.dir / "ca-empty.crl", crl)
+    return test.new_instance(crl=str(crl)), crl
+
+
 class RefusalMixin:
     def assertRefused(self, inst, cert, tls=None):
         """The connection fails at TLS: no HTTP status line ever comes back."""
@@ -119,11 +128,7 @@ class TestCrlReloadOnSighup(RefusalMixin, CofferTestCase):
     """SIGHUP makes cofferd re-read crl_file: a certificate revoked after start is refused from then on."""
 
     def test_sighup_applies_a_new_crl(self):
-        crl_dir = Path(tempfile.mkdtemp(prefix="coffer-it-crl-"))
-        self.addCleanup(shutil.rmtree, crl_dir, True)
-        crl = crl_dir / "client.crl"
-        shutil.copyfile(self.pki.dir / "ca-empty.crl", crl)
-        inst = self.new_instance(crl=str(crl))
+        inst, crl = instance_with_replaceable_crl(self)
         self.assertStatus(inst.request("GET", "/v1/sys/health", cert="revoked"), 200)
         shutil.copyfile(self.pki.crl, crl)
         inst.proc.send_signal(signal.SIGHUP)
@@ -139,6 +144,66 @@ class TestCrlReloadOnSighup(RefusalMixin, CofferTestCase):
         self.assertStatus(inst.request("GET", "/v1/sys/health", cert="unit-web"), 200)
         self.assertIn("client CRL reloaded", inst.log_text())
 
+
+
+class TestSessionResumption(CofferTestCase):
+    """TLS session tickets ([listener] tls_ticket_lifetime, on by default): a reconnecting unit
+    resumes without a full handshake, and a resumed connection whose certificate was revoked
+    since (new CRL + SIGHUP) is refused before any request runs."""
+
+    def exchange(self, inst, ctx, session=None):
+        """One GET over a new connection; returns (new session, resumed?, bytes received)."""
+        raw = socket.create_connection(("127.0.0.1", inst.port), timeout=10)
+        sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session)
+        data = b""
+        try:
+            sock.sendall(b"GET /v1/sys/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except REFUSED:
+            pass
+        finally:
+            reused, new_session = sock.session_reused, sock.session
+            sock.close()
+        return new_session, reused, data
+
+    def test_resumed_connection_is_served_and_rechecked_against_a_new_crl(self):
+        inst, crl = instance_with_replaceable_crl(self)
+        for tls in ("1.2", "1.3"):
+            with self.subTest(tls=tls):
+                ctx = inst.client.context("revoked", tls=tls)
+                session, reused, data = self.exchange(inst, ctx)
+                self.assertFalse(reused)
+                self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+                self.assertIsNotNone(session)
+                _, reused, data = self.exchange(inst, ctx, session)
+                self.assertTrue(reused, "cofferd did not resume the session")
+                self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+
+        ctx = inst.client.context("revoked", tls="1.3")
+        session, _, _ = self.exchange(inst, ctx)
+        shutil.copyfile(self.pki.crl, crl)
+        inst.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "client CRL reloaded" not in inst.log_text():
+            self.assertLess(time.monotonic(), deadline, "no CRL reload 10 s after SIGHUP")
+            time.sleep(0.1)
+        _, _, data = self.exchange(inst, ctx, session)
+        self.assertNotIn(b"HTTP/", data, "a resumed session of a revoked certificate reached HTTP")
+        self.assertIn("refused at request: The certificate is NOT trusted. The certificate chain is revoked",
+                      inst.log_text())
+
+    def test_no_resumption_when_tickets_are_off(self):
+        inst = self.new_instance(config_overrides={"listener": {"tls_ticket_lifetime": "0s"}})
+        ctx = inst.client.context("unit-web", tls="1.3")
+        session, _, data = self.exchange(inst, ctx)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+        _, reused, data = self.exchange(inst, ctx, session)
+        self.assertFalse(reused)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
 
 if __name__ == "__main__":
     unittest.main()

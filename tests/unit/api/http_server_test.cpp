@@ -513,14 +513,30 @@ TEST_F(HttpServerTest, NoBodyStatusesSendNoBody) {
   EXPECT_EQ(r->status, 200);
 }
 
-TEST_F(HttpServerTest, CrlReloadAppliesToNewAndOpenConnections) {
-  const fs::path dir = fs::temp_directory_path() / ("coffer-crl-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const std::string crl = (dir / "crl.pem").string();
-  fs::copy_file(pki("ca-empty.crl"), crl, fs::copy_options::overwrite_existing);
-  HttpServerConfig c = base_config();
-  c.crl_file = crl;
-  start(c);
+// Starts the server with a CRL file the test may replace (first: the CA's empty CRL); returns
+// its path. The directory is removed at the end of the test.
+class HttpServerCrlTest : public HttpServerTest {
+ protected:
+  std::string start_with_replaceable_crl() {
+    dir_ = fs::temp_directory_path() / ("coffer-crl-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    const std::string crl = (dir_ / "crl.pem").string();
+    fs::copy_file(pki("ca-empty.crl"), crl, fs::copy_options::overwrite_existing);
+    HttpServerConfig c = base_config();
+    c.crl_file = crl;
+    start(c);
+    return crl;
+  }
+  void TearDown() override {
+    HttpServerTest::TearDown();
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+  fs::path dir_;
+};
+
+TEST_F(HttpServerCrlTest, CrlReloadAppliesToNewAndOpenConnections) {
+  const std::string crl = start_with_replaceable_crl();
 
   // Not yet revoked: served, and the connection stays open.
   auto open = TlsClient::connect(server_->port(), client("revoked"));
@@ -547,7 +563,83 @@ TEST_F(HttpServerTest, CrlReloadAppliesToNewAndOpenConnections) {
   r = get("/v1/d", "unit-web");  // others are unaffected
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, 200);
-  fs::remove_all(dir);
+}
+
+// TLS session resumption (session tickets): a unit that reconnects skips the full handshake,
+// and its certificate is still checked against the current CRL before its first request.
+std::shared_ptr<SSL_SESSION> first_session(std::uint16_t port, ClientOptions o, int& status) {
+  auto c = TlsClient::connect(port, o);
+  if (!c || !c->handshake_ok() || !c->send("GET /v1/first HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")) return nullptr;
+  auto r = c->read_response();
+  status = r ? r->status : 0;
+  return c->session();
+}
+
+TEST_F(HttpServerCrlTest, ResumedSessionsAreServedAndTheirCertificateIsRecheckedAgainstTheCrl) {
+  const std::string crl = start_with_replaceable_crl();
+
+  for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    SCOPED_TRACE(version == TLS1_2_VERSION ? "TLS 1.2" : "TLS 1.3");
+    int status = 0;
+    ClientOptions o = client("revoked", version);
+    std::shared_ptr<SSL_SESSION> session = first_session(server_->port(), o, status);
+    EXPECT_EQ(status, 200);
+    ASSERT_NE(session, nullptr) << "no session ticket issued";
+    const std::string fingerprint = last_seen().peer.fingerprint_sha256_hex;
+    ASSERT_FALSE(fingerprint.empty());
+    o.resume = session;
+    auto resumed = TlsClient::connect(server_->port(), o);
+    ASSERT_TRUE(resumed && resumed->handshake_ok());
+    EXPECT_TRUE(resumed->session_reused());
+    ASSERT_TRUE(resumed->send("GET /v1/again HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+    auto r = resumed->read_response();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(last_seen().peer.fingerprint_sha256_hex, fingerprint)
+        << "the handler sees the resumed session's client certificate";
+  }
+
+  // The certificate is revoked: a resumed session (no certificate sent, no handshake check) is
+  // refused before any request reaches the handler.
+  int status = 0;
+  ClientOptions o = client("revoked");
+  std::shared_ptr<SSL_SESSION> session = first_session(server_->port(), o, status);
+  ASSERT_NE(session, nullptr);
+  fs::copy_file(pki("ca.crl"), crl, fs::copy_options::overwrite_existing);
+  ASSERT_TRUE(server_->reload_crl().ok());
+  const std::size_t before = seen_count();
+  o.resume = session;
+  auto resumed = TlsClient::connect(server_->port(), o);
+  ASSERT_TRUE(resumed);
+  if (resumed->handshake_ok()) {
+    EXPECT_TRUE(resumed->session_reused());
+    ASSERT_TRUE(resumed->send("GET /v1/revoked HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+    EXPECT_EQ(resumed->read_until_close().find("HTTP/1.1 200"), std::string::npos);
+  }
+  EXPECT_EQ(seen_count(), before);
+}
+
+TEST_F(HttpServerTest, NoTicketsWhenResumptionIsOff) {
+  HttpServerConfig c = base_config();
+  c.tls_ticket_lifetime_seconds = 0;
+  start(c);
+  for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    SCOPED_TRACE(version == TLS1_2_VERSION ? "TLS 1.2" : "TLS 1.3");
+    int status = 0;
+    ClientOptions o = client("unit-web", version);
+    std::shared_ptr<SSL_SESSION> session = first_session(server_->port(), o, status);
+    EXPECT_EQ(status, 200);
+    if (version == TLS1_3_VERSION) {
+      EXPECT_EQ(session, nullptr) << "a TLS 1.3 ticket was issued";
+      continue;
+    }
+    // TLS 1.2 clients keep a session id even without a ticket; the server must not resume it.
+    ASSERT_NE(session, nullptr);
+    o.resume = session;
+    auto again = TlsClient::connect(server_->port(), o);
+    ASSERT_TRUE(again && again->handshake_ok());
+    EXPECT_FALSE(again->session_reused());
+  }
 }
 
 TEST_F(HttpServerTest, ConcurrentClientsWithASlowHandler) {

@@ -72,9 +72,20 @@ std::unique_ptr<TlsClient> TlsClient::connect(std::uint16_t port, const ClientOp
   if (c->ssl_ == nullptr) return c;
   X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl_), "127.0.0.1");
   SSL_set_fd(c->ssl_, c->fd_);
+  if (options.resume) SSL_set_session(c->ssl_, options.resume.get());
   c->handshake_ok_ = SSL_connect(c->ssl_) == 1;
   ERR_clear_error();
   return c;
+}
+
+std::shared_ptr<SSL_SESSION> TlsClient::session() const {
+  SSL_SESSION* s = ssl_ != nullptr ? SSL_get0_session(ssl_) : nullptr;
+  if (s == nullptr || SSL_SESSION_is_resumable(s) != 1) return nullptr;
+  // A copy: OpenSSL marks a connection's own session not resumable when the connection is freed
+  // without a close_notify, as these tests do.
+  SSL_SESSION* copy = SSL_SESSION_dup(s);
+  if (copy == nullptr) return nullptr;
+  return std::shared_ptr<SSL_SESSION>(copy, SSL_SESSION_free);
 }
 
 TlsClient::~TlsClient() {

@@ -32,6 +32,7 @@ struct ClientOptions {
   int min_version = 0;
   std::string cipher_list;  // OpenSSL TLS 1.2 cipher string; empty = default
   int timeout_ms = 10000;   // per socket read/write; a server that neither answers nor closes
+  std::shared_ptr<SSL_SESSION> resume;  // offer this session (TlsClient::session()) for resumption
 };
 
 class TlsClient {
@@ -44,6 +45,10 @@ class TlsClient {
   TlsClient& operator=(const TlsClient&) = delete;
 
   bool handshake_ok() const { return handshake_ok_; }
+  // The session, for ClientOptions::resume (in TLS 1.3 the ticket arrives after the handshake:
+  // read a response first); null when the server issued none.
+  std::shared_ptr<SSL_SESSION> session() const;
+  bool session_reused() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
   bool send(std::string_view bytes);
   // One response (Content-Length or chunked framing; HEAD: headers only). nullopt when the
   // connection ends or fails before a complete response.

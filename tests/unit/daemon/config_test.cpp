@@ -45,6 +45,7 @@ TEST_F(ConfigTest, ShippedExampleParsesToTheDocumentedDefaults) {
   EXPECT_EQ(c->listener.address, "127.0.0.1");
   EXPECT_EQ(c->listener.port, 8200);
   EXPECT_EQ(c->listener.connection_timeout_seconds, 30u);
+  EXPECT_EQ(c->listener.tls_ticket_lifetime_seconds, 3600u);
   EXPECT_EQ(c->listener.max_request_bytes, 1048576u);
   EXPECT_EQ(c->max_json_depth, 32u);
   EXPECT_EQ(c->storage_path, "/var/lib/coffer/coffer.db");
@@ -59,7 +60,24 @@ TEST_F(ConfigTest, MinimalConfigGetsSafeDefaults) {
   auto c = load_config(write(kMinimal));
   ASSERT_TRUE(c.ok()) << c.status().to_string();
   EXPECT_EQ(c->listener.address, "127.0.0.1");
+  EXPECT_EQ(c->listener.tls_ticket_lifetime_seconds, 3600u);
   EXPECT_EQ(c->token_default_ttl_seconds, 900);
+}
+
+TEST_F(ConfigTest, TlsTicketLifetimeTurnsOffAndIsBounded) {
+  const std::string listener =
+      "[listener]\ntls_cert_file = \"/c.crt\"\ntls_key_file = \"/c.key\"\nclient_ca_file = \"/ca.pem\"\n";
+  const std::string pkcs11 = "[protector.pkcs11]\nmodule = \"softhsm2\"\ntoken_label = \"coffer\"\n";
+  auto off = load_config(write(listener + "tls_ticket_lifetime = \"0s\"\n" + pkcs11));
+  ASSERT_TRUE(off.ok()) << off.status().to_string();
+  EXPECT_EQ(off->listener.tls_ticket_lifetime_seconds, 0u);
+  auto ten = load_config(write(listener + "tls_ticket_lifetime = \"10m\"\n" + pkcs11));
+  ASSERT_TRUE(ten.ok()) << ten.status().to_string();
+  EXPECT_EQ(ten->listener.tls_ticket_lifetime_seconds, 600u);
+  auto long_lived = load_config(write(listener + "tls_ticket_lifetime = \"48h\"\n" + pkcs11));
+  ASSERT_FALSE(long_lived.ok());
+  EXPECT_NE(long_lived.status().message().find("listener.tls_ticket_lifetime"), std::string::npos)
+      << long_lived.status().message();
 }
 
 TEST_F(ConfigTest, UnknownKeyIsRefusedWithItsName) {
