@@ -21,6 +21,7 @@
 #   BENCH_PROFILE_SCENARIO=read  the load to profile under (read, fresh, resume, login, write, mixed)
 #   BENCH_SCENARIOS="read fresh resume login write mixed audited"  the scenarios to run
 #                         (audited = read and write against the audited instance)
+#   BENCH_TICKETS=1h      cofferd's [listener] tls_ticket_lifetime ("0s": no session tickets)
 #   BENCH_MICRO=1         0: skip the Google Benchmark micro-benchmarks
 #   COFFER_BUILD_DIR      use this build instead of running scripts/build.sh (build/)
 #   BENCH_KEEP=1          keep the temp directory (logs, config, db)
@@ -147,6 +148,7 @@ tls_cert_file = "$PKI/server.crt"
 tls_key_file = "$PKI/server.key"
 client_ca_file = "$PKI/ca.crt"
 threads = $SERVER_THREADS
+tls_ticket_lifetime = "${BENCH_TICKETS:-1h}"
 
 [storage]
 path = "$TMP/data/coffer.db"
