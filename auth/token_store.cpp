@@ -171,8 +171,7 @@ Result<storage::TokenRow> TokenStore::live_row_by_hash(const std::vector<std::ui
 
 Result<storage::TokenRow> TokenStore::live_row(std::string_view presented_token,
                                                const std::string_view* fingerprint) {
-  if (presented_token.empty() || presented_token.size() > kMaxPresentedToken) return denied();
-  COFFER_ASSIGN_OR_RETURN(auto h, hash(kTokenDomain, presented_token));
+  COFFER_ASSIGN_OR_RETURN(auto h, token_hash(presented_token));
   COFFER_ASSIGN_OR_RETURN(storage::TokenRow row, live_row_by_hash(h));
   if (fingerprint != nullptr) COFFER_RETURN_IF_ERROR(check_binding(row.bound_cert_fingerprint, *fingerprint));
   return row;
@@ -269,8 +268,7 @@ Result<IssuedToken> TokenStore::create_child(const TokenInfo& parent, TokenSpec 
 
 Result<TokenInfo> TokenStore::lookup(std::string_view presented_token,
                                      std::string_view presenter_cert_fingerprint) {
-  if (presented_token.empty() || presented_token.size() > kMaxPresentedToken) return denied();
-  COFFER_ASSIGN_OR_RETURN(auto h, hash(kTokenDomain, presented_token));
+  COFFER_ASSIGN_OR_RETURN(auto h, token_hash(presented_token));
   // Read before the row: a row read after a revocation committed is read under its generation.
   const std::optional<std::uint64_t> generation = storage_.token_generation();
   if (generation) {
