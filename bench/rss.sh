@@ -28,16 +28,9 @@ TARGET_MB="${RSS_TARGET_MB:-30}"
 die() { echo "rss: $*" >&2; exit 1; }
 log() { echo "rss: $*" >&2; }
 
-if [[ -n "${COFFER_BUILD_DIR:-}" ]]; then
-  BUILD="$(cd "$COFFER_BUILD_DIR" && pwd)"
-else
-  log "building (scripts/build.sh)"
-  bash "$SRC/scripts/build.sh" >/dev/null
-  BUILD="$SRC/build"
-fi
-COFFERD="$BUILD/daemon/cofferd"
-COFFERCTL="$BUILD/cli/cofferctl"
-LOAD="$BUILD/bench/coffer_load"
+# shellcheck source=bench/lib.sh
+source "$SRC/bench/lib.sh"
+bench_build
 for b in "$COFFERD" "$COFFERCTL" "$LOAD"; do [[ -x "$b" ]] || die "not built: $b"; done
 for t in softhsm2-util openssl curl python3; do
   command -v "$t" >/dev/null || die "$t not installed (run: bash scripts/install-deps.sh)"
@@ -59,86 +52,27 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 PKI="$TMP/pki"
 bash "$SRC/tests/support/make-pki.sh" "$PKI" >/dev/null
 
-mkdir -p "$TMP/softhsm/tokens" "$TMP/data"
-cat >"$TMP/softhsm/softhsm2.conf" <<EOF
-directories.tokendir = $TMP/softhsm/tokens
-objectstore.backend = file
-log.level = ERROR
-EOF
-export SOFTHSM2_CONF="$TMP/softhsm/softhsm2.conf"
-unset CREDENTIALS_DIRECTORY VAULT_ADDR VAULT_TOKEN || true
-PIN="$(openssl rand -hex 12)"
-softhsm2-util --init-token --free --label coffer --so-pin "$(openssl rand -hex 12)" --pin "$PIN" >/dev/null
-install -d -m 0700 "$TMP/credentials"
-printf '%s' "$PIN" >"$TMP/credentials/coffer-pkcs11-pin"
-chmod 0600 "$TMP/credentials/coffer-pkcs11-pin"
-
+mkdir -p "$TMP/data"
+bench_softhsm_token
 PORT="$(free_port)"
 # The daemon's defaults otherwise (threads = cores, limits, caches): what is measured is what an
 # operator gets. The rate limits are raised only so the fill (one certificate, ~2,000 writes a
 # second) is not refused.
-cat >"$TMP/cofferd.toml" <<EOF
-[listener]
-address = "127.0.0.1"
-port = $PORT
-tls_cert_file = "$PKI/server.crt"
-tls_key_file = "$PKI/server.key"
-client_ca_file = "$PKI/ca.crt"
-
-[storage]
-path = "$TMP/data/coffer.db"
-
-[protector]
-type = "pkcs11"
-
-[protector.pkcs11]
-module = "softhsm2"
-token_label = "coffer"
-key_label = "coffer-mk-1"
-pin_credential = "coffer-pkcs11-pin"
-
-[log]
-level = "warning"
-
-[rate_limit.write]
-identity_rate = 1000000.0
-identity_burst = 100000000
-address_rate = 1000000.0
-address_burst = 100000000
-EOF
-export CREDENTIALS_DIRECTORY="$TMP/credentials"
-ROOT_TOKEN="$("$COFFERCTL" init --config "$TMP/cofferd.toml" --format json </dev/null \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])')"
-[[ -n "$ROOT_TOKEN" ]] || die "cofferctl init gave no root token"
+bench_base_config "$TMP/cofferd.toml" "$PORT" "$TMP/data/coffer.db"
+bench_raise_limits "$TMP/cofferd.toml" write
+ROOT_TOKEN="$(bench_init "$TMP/cofferd.toml")"
 
 start_cofferd() {
   (cd "$TMP" && exec "$COFFERD" --config "$TMP/cofferd.toml" >>"$TMP/cofferd.log" 2>&1) &
   COFFER_PID=$!
-  local i
-  for i in $(seq 1 200); do
-    kill -0 "$COFFER_PID" 2>/dev/null || die "cofferd exited during start-up (see $TMP/cofferd.log)"
-    if curl -s -o /dev/null --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/unit-admin.crt" \
-        --key "$PKI/unit-admin.key" "https://127.0.0.1:$PORT/v1/sys/health"; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  die "cofferd not answering on 127.0.0.1:$PORT"
+  wait_https "$PORT" cofferd "$COFFER_PID"
 }
 
 stop_cofferd() {
-  kill -TERM "$COFFER_PID"
-  local i
-  for i in $(seq 1 300); do kill -0 "$COFFER_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$COFFER_PID" 2>/dev/null && die "cofferd did not stop on SIGTERM"
-  wait "$COFFER_PID" 2>/dev/null || true
+  stop_pid "$COFFER_PID" cofferd
   COFFER_PID=""
 }
 

@@ -45,16 +45,9 @@ for s in $SCENARIOS; do
   case "$s" in read|fresh|resume|login|write|mixed|audited) ;; *) die "BENCH_SCENARIOS: read, fresh, resume, login, write, mixed, audited; not '$s'";; esac
 done
 
-if [[ -n "${COFFER_BUILD_DIR:-}" ]]; then
-  BUILD="$(cd "$COFFER_BUILD_DIR" && pwd)"
-else
-  log "building (scripts/build.sh)"
-  bash "$SRC/scripts/build.sh" >/dev/null
-  BUILD="$SRC/build"
-fi
-COFFERD="$BUILD/daemon/cofferd"
-COFFERCTL="$BUILD/cli/cofferctl"
-LOAD="$BUILD/bench/coffer_load"
+# shellcheck source=bench/lib.sh
+source "$SRC/bench/lib.sh"
+bench_build
 BARE="$BUILD/bench/bare_mhd"
 MICROBIN="$BUILD/bench/micro_bench"
 for b in "$COFFERD" "$COFFERCTL" "$LOAD" "$BARE"; do [[ -x "$b" ]] || die "not built: $b"; done
@@ -84,10 +77,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # utime+stime (clock ticks) of a process and its direct children (nginx's workers).
 cpu_ticks() {
   local total=0 p
@@ -102,19 +91,6 @@ cpu_ticks() {
   echo "$total"
 }
 
-wait_https() {  # <port> <what> <pid>
-  local i
-  for i in $(seq 1 100); do
-    kill -0 "$3" 2>/dev/null || die "$2 exited during start-up (see $TMP)"
-    if curl -s -o /dev/null --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/unit-web.crt" \
-        --key "$PKI/unit-web.key" "https://127.0.0.1:$1/v1/sys/health"; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  die "$2 not answering on 127.0.0.1:$1"
-}
-
 # ---------------------------------------------------------------------------------------------
 # PKI (ECDSA P-256 everywhere: check the server key, an RSA key would cost nginx 0.3 ms a handshake)
 PKI="$TMP/pki"
@@ -125,74 +101,18 @@ openssl pkey -in "$PKI/server.key" -noout -text 2>/dev/null | grep -q 'NIST CURV
 # ---------------------------------------------------------------------------------------------
 # coffer: SoftHSM token, PIN credential, config, init, start (as tests/integration/harness.py)
 log "setting up coffer in $TMP"
-mkdir -p "$TMP/softhsm/tokens" "$TMP/data"
-cat >"$TMP/softhsm/softhsm2.conf" <<EOF
-directories.tokendir = $TMP/softhsm/tokens
-objectstore.backend = file
-log.level = ERROR
-EOF
-export SOFTHSM2_CONF="$TMP/softhsm/softhsm2.conf"
-unset CREDENTIALS_DIRECTORY VAULT_ADDR VAULT_TOKEN || true
-PIN="$(openssl rand -hex 12)"
-softhsm2-util --init-token --free --label coffer --so-pin "$(openssl rand -hex 12)" --pin "$PIN" >/dev/null
-install -d -m 0700 "$TMP/credentials"
-printf '%s' "$PIN" >"$TMP/credentials/coffer-pkcs11-pin"
-chmod 0600 "$TMP/credentials/coffer-pkcs11-pin"
-
+mkdir -p "$TMP/data"
+bench_softhsm_token
 COFFER_PORT="$(free_port)"
-cat >"$TMP/cofferd.toml" <<EOF
-[listener]
-address = "127.0.0.1"
-port = $COFFER_PORT
-tls_cert_file = "$PKI/server.crt"
-tls_key_file = "$PKI/server.key"
-client_ca_file = "$PKI/ca.crt"
-threads = $SERVER_THREADS
-tls_ticket_lifetime = "${BENCH_TICKETS:-1h}"
-
-[storage]
-path = "$TMP/data/coffer.db"
-
-[protector]
-type = "pkcs11"
-
-[protector.pkcs11]
-module = "softhsm2"
-token_label = "coffer"
-key_label = "coffer-mk-1"
-pin_credential = "coffer-pkcs11-pin"
-
-[tokens]
-default_ttl = "1h"
-max_ttl = "24h"
-
-[log]
-level = "warning"
-
+# Same threads as the references; tokens that outlive the run.
+bench_base_config "$TMP/cofferd.toml" "$COFFER_PORT" "$TMP/data/coffer.db" \
+  "threads = $SERVER_THREADS
+tls_ticket_lifetime = \"${BENCH_TICKETS:-1h}\""
+printf '\n[tokens]\ndefault_ttl = "1h"\nmax_ttl = "24h"\n' >>"$TMP/cofferd.toml"
 # The load comes from one certificate and one address, far beyond what a unit does: limits high
 # enough never to refuse, so the runs measure the server with the limiter's cost included.
-[rate_limit.login]
-identity_rate = 1000000.0
-identity_burst = 100000000
-address_rate = 1000000.0
-address_burst = 100000000
-
-[rate_limit.read]
-identity_rate = 1000000.0
-identity_burst = 100000000
-address_rate = 1000000.0
-address_burst = 100000000
-
-[rate_limit.write]
-identity_rate = 1000000.0
-identity_burst = 100000000
-address_rate = 1000000.0
-address_burst = 100000000
-EOF
-export CREDENTIALS_DIRECTORY="$TMP/credentials"
-ROOT_TOKEN="$("$COFFERCTL" init --config "$TMP/cofferd.toml" --format json </dev/null \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])')"
-[[ -n "$ROOT_TOKEN" ]] || die "cofferctl init gave no root token"
+bench_raise_limits "$TMP/cofferd.toml" login read write
+ROOT_TOKEN="$(bench_init "$TMP/cofferd.toml")"
 
 (cd "$TMP" && exec "$COFFERD" --config "$TMP/cofferd.toml" >"$TMP/cofferd.log" 2>&1) &
 COFFER_PID=$!
@@ -232,10 +152,7 @@ BODY_BYTES="$(stat -c %s "$TMP/body.json")"
 # the same run ("audited" rows); it idles while others are measured. cofferd holds its database
 # alone (daemon/instance_lock.h), so the audited one gets a copy, made with the first stopped
 # (sqlite checkpoints the WAL into the file on close): same keyring, policy, role, secret, token.
-kill -TERM "$COFFER_PID"
-for _ in $(seq 1 100); do kill -0 "$COFFER_PID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$COFFER_PID" 2>/dev/null && die "cofferd did not stop on SIGTERM"
-wait "$COFFER_PID" 2>/dev/null || true
+stop_pid "$COFFER_PID" cofferd
 mkdir -p "$TMP/data-audited"
 cp "$TMP/data/coffer.db" "$TMP/data-audited/coffer.db"
 [[ ! -s "$TMP/data/coffer.db-wal" ]] || die "the WAL was not checkpointed at close"
