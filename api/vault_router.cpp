@@ -172,10 +172,28 @@ HttpResponse VaultRouter::handle(HttpRequest& req) {
   if (std::string_view(req.path).substr(0, kPrefix.size()) != kPrefix) return error_response(404, {});
   auto method = normalise_method(req);
   if (!method.has_value()) return unsupported_operation();
-  // Fail closed on what a Vault client may ask for and coffer cannot do: answering a wrapping
-  // request it cannot honour with the plaintext response, or serving a namespace from the root
-  // one, would give the client something other than what it asked for.
   auto wrap_ttl = parse_wrap_ttl(req, s_.max_wrapping_ttl);
+
+  Call call{req, std::move(*request_id), std::move(*method), req.path.substr(kPrefix.size()), presented_token(req),
+            std::nullopt, nullptr};
+  call.wrap_ttl = wrap_ttl.ok() ? *wrap_ttl : std::nullopt;
+  // Before any token lookup, login or body parsing: a flood must cost as little as possible.
+  std::optional<HttpResponse> limited = rate_limited(call);
+  // Then what coffer cannot do, refused (and audited) like any other refusal.
+  if (!limited) limited = unsupported_request(req, wrap_ttl);
+  // Then an X-Coffer-Nonce is recorded (or the replay refused) before anything can change state.
+  if (!limited) limited = request_nonce_refusal(s_.nonces, call);
+  if (audit_ == nullptr || !audited_path(call.path)) {
+    return limited ? std::move(*limited) : wrap_response(s_, call, dispatch(call));
+  }
+  return handle_audited(call, std::move(limited));
+}
+
+// Fail closed on what a Vault client may ask for and coffer cannot do: answering a wrapping
+// request it cannot honour with the plaintext response, or serving a namespace from the root
+// one, would give the client something other than what it asked for.
+std::optional<HttpResponse> VaultRouter::unsupported_request(const HttpRequest& req,
+                                                             const Result<std::optional<std::int64_t>>& wrap_ttl) {
   if (!wrap_ttl.ok()) return error_response(400, {wrap_ttl.status().message()});
   if (*wrap_ttl && s_.wrapping == nullptr) {
     return error_response(400, {"response wrapping is not available on this server"});
@@ -186,18 +204,7 @@ HttpResponse VaultRouter::handle(HttpRequest& req) {
       return error_response(400, {"namespaces are not supported: only the root namespace exists"});
     }
   }
-
-  Call call{req, std::move(*request_id), std::move(*method), req.path.substr(kPrefix.size()), presented_token(req),
-            std::nullopt, nullptr};
-  call.wrap_ttl = *wrap_ttl;
-  // Before any token lookup, login or body parsing: a flood must cost as little as possible.
-  std::optional<HttpResponse> limited = rate_limited(call);
-  // Then an X-Coffer-Nonce is recorded (or the replay refused) before anything can change state.
-  if (!limited) limited = request_nonce_refusal(s_.nonces, call);
-  if (audit_ == nullptr || !audited_path(call.path)) {
-    return limited ? std::move(*limited) : wrap_response(s_, call, dispatch(call));
-  }
-  return handle_audited(call, std::move(limited));
+  return std::nullopt;
 }
 
 std::optional<HttpResponse> VaultRouter::rate_limited(const Call& call) {

@@ -79,6 +79,9 @@ class VaultRouter {
   HttpResponse handle_audited(Call& call, std::optional<HttpResponse> limited);
   // 429 with Retry-After when the rate limiter refuses the request, else nullopt.
   std::optional<HttpResponse> rate_limited(const Call& call);
+  // 400 for a bad X-Vault-Wrap-TTL, wrapping without the engine, or a non-root namespace.
+  std::optional<HttpResponse> unsupported_request(const HttpRequest& req,
+                                                  const Result<std::optional<std::int64_t>>& wrap_ttl);
   // Token lookup and ACL; a refusal response, or nullopt with call.caller and call.acl set.
   std::optional<HttpResponse> authenticate(Call& call);
   HttpResponse route_authenticated(Call& call);

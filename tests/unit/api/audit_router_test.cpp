@@ -60,8 +60,11 @@ class AuditRouterTest : public coffer::testing::SealedStoreTest {
   std::string audit_path() const { return dir_.file("audit.log"); }
 
   Reply call(const std::string& method, const std::string& path, const std::string& token,
-             const std::string& body = "") {
+             const std::string& body = "", const std::vector<std::pair<std::string, std::string>>& headers = {}) {
     HttpRequest req;
+    for (const auto& [name, value] : headers) {
+      req.headers.emplace_back(name, crypto::SecretString(value.begin(), value.end()));
+    }
     req.method = method;
     req.path = "/v1/" + path;
     req.remote_address = "127.0.0.1";
@@ -178,6 +181,38 @@ TEST_F(AuditRouterTest, RefusedRequestHasBothRecordsWithTheError) {
   EXPECT_EQ(resp["response"]["status_code"], 403);
   EXPECT_EQ(resp["seq"].get<std::uint64_t>(), req["seq"].get<std::uint64_t>() + 1);
   EXPECT_EQ(audit_bytes().find(bad), std::string::npos);
+  expect_chain_verifies();
+}
+
+// What coffer cannot do (a non-root namespace, a bad X-Vault-Wrap-TTL) is refused like any other
+// refusal: audited with its error, and the token never looked at.
+TEST_F(AuditRouterTest, UnsupportedRequestsAreAuditedRefusals) {
+  const std::pair<std::pair<std::string, std::string>, std::string> cases[] = {
+      {{"x-vault-namespace", "team-a"}, "namespaces are not supported: only the root namespace exists"},
+      {{"x-vault-wrap-ttl", "soon"}, ""},
+  };
+  for (const auto& [header, message] : cases) {
+    SCOPED_TRACE(header.first);
+    const std::size_t before = records().size();
+    Reply r = call("GET", "secret/app/db", root_, "", {header});
+    EXPECT_EQ(r.status, 400);
+    ASSERT_TRUE(r.body.is_object()) << r.raw;
+    const std::string error = r.body["errors"][0].get<std::string>();
+    if (!message.empty()) {
+      EXPECT_EQ(error, message);
+    }
+    auto recs = records();
+    ASSERT_EQ(recs.size(), before + 2);
+    const json& req = recs[recs.size() - 2];
+    const json& resp = recs.back();
+    EXPECT_EQ(req["type"], "request");
+    EXPECT_EQ(req["error"], error);
+    EXPECT_EQ(resp["error"], error);
+    EXPECT_EQ(resp["response"]["status_code"], 400);
+    EXPECT_EQ(req["request"]["path"], "secret/app/db");
+    EXPECT_EQ(req["request"]["client_token"], hmac(root_));
+    EXPECT_FALSE(req.contains("auth")) << "refused before the token was looked up";
+  }
   expect_chain_verifies();
 }
 
