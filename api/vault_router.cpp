@@ -73,6 +73,7 @@ Status audit_shared(Services& s, const Call& call, audit::Record& rec) {
     r["mount_type"] = "kv";
   }
   if (!call.token.empty()) r["client_token"] = js(call.token);
+  if (call.wrap_ttl) r["wrap_ttl"] = *call.wrap_ttl;  // X-Vault-Wrap-TTL in seconds, as Vault records it
   if (!call.http.body.empty()) {
     auto parsed = parse_object_body(call.http.body, s.info.max_json_depth);
     if (parsed.ok()) {

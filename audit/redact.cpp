@@ -14,13 +14,14 @@ namespace {
 
 // Positions left in clear: routing facts, identity an operator needs to read directly, outcome.
 // Everything else (tokens, accessors, request and response data) is HMAC'd.
-constexpr std::array<std::string_view, 26> kAllowList = {
+constexpr std::array<std::string_view, 28> kAllowList = {
     "/time", "/type", "/error",
     "/request/id", "/request/operation", "/request/path", "/request/mount_point", "/request/mount_type",
     "/request/remote_address", "/request/remote_port", "/request/client_certificate_sha256",
-    "/request/namespace/id",
+    "/request/namespace/id", "/request/wrap_ttl",
     "/auth/display_name", "/auth/policies/*", "/auth/token_policies/*", "/auth/token_type",
     "/auth/token_ttl", "/auth/token_issue_time", "/auth/metadata/cert_name", "/auth/metadata/common_name",
+    "/auth/metadata/role_name",
     "/auth/policy_results/allowed",
     "/response/status_code", "/response/mount_type",
     "/response/auth/policies/*", "/response/auth/token_policies/*", "/response/auth/lease_duration",

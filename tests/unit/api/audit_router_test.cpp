@@ -213,6 +213,14 @@ TEST_F(AuditRouterTest, UnsupportedRequestsAreAuditedRefusals) {
     EXPECT_EQ(req["request"]["client_token"], hmac(root_));
     EXPECT_FALSE(req.contains("auth")) << "refused before the token was looked up";
   }
+  // A well-formed wrap TTL on a server without the wrapping engine: refused, and the record
+  // carries the TTL asked for, in clear (Vault's request.wrap_ttl).
+  Reply r = call("GET", "secret/app/db", root_, "", {{"x-vault-wrap-ttl", "90s"}});
+  EXPECT_EQ(r.status, 400);
+  auto recs = records();
+  ASSERT_GE(recs.size(), 2u);
+  EXPECT_EQ(recs[recs.size() - 2]["request"]["wrap_ttl"], 90);
+  EXPECT_EQ(recs.back()["request"]["wrap_ttl"], 90);
   expect_chain_verifies();
 }
 

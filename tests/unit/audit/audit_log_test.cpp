@@ -82,6 +82,29 @@ TEST(AuditLog, NumbersUnderDataAreHmacdToo) {
   EXPECT_EQ((*r).dump().find("987654"), std::string::npos);
 }
 
+// The wrap TTL a request asked for and an AppRole login's role name are for operators to read;
+// the same names anywhere else are data and stay HMAC'd.
+TEST(AuditLog, WrapTtlAndApproleRoleNameAreInClearOnlyWhereAllowListed) {
+  auto key = test_key();
+  crypto::SecretJson e;
+  e["type"] = "request";
+  e["request"]["wrap_ttl"] = 300;
+  e["request"]["data"]["wrap_ttl"] = 301;
+  e["auth"]["metadata"]["role_name"] = "payments";
+  e["auth"]["metadata"]["role_id"] = "4f1c1d4e-role-id";
+  e["request"]["data"]["role_name"] = "payments-in-data";
+  auto r = redact(key, e);
+  ASSERT_OK(r);
+  EXPECT_EQ((*r)["request"]["wrap_ttl"], 300);
+  EXPECT_EQ((*r)["auth"]["metadata"]["role_name"], "payments");
+  EXPECT_TRUE((*r)["request"]["data"]["wrap_ttl"].is_string());
+  EXPECT_TRUE((*r)["request"]["data"]["role_name"].is_string());
+  const std::string text = (*r).dump();
+  EXPECT_EQ(text.find("301"), std::string::npos);
+  EXPECT_EQ(text.find("payments-in-data"), std::string::npos);
+  EXPECT_EQ(text.find("4f1c1d4e-role-id"), std::string::npos) << "the role_id is a credential half";
+}
+
 TEST(AuditLog, CheckpointEveryNRecordsStoresTheHead) {
   Fixture f;
   AuditOptions o;
