@@ -254,22 +254,12 @@ HttpResponse wrap_response(Services& s, Call& call, HttpResponse response) {
   }
   // Already a wrapping answer (rewrap): nothing more to wrap.
   if (auto it = body.find("wrap_info"); it != body.end() && !it->is_null()) return response;
-  // The accessor of what the response carries: a token (auth) or an AppRole secret ID.
-  std::string wrapped_accessor;
+  std::string wrapped_accessor = engines::wrapped_accessor_of(body);
   std::string_view issued_token;  // into `body`: revoked if wrapping fails (it must not live on unseen)
   if (auto a = body.find("auth"); a != body.end() && a->is_object()) {
-    if (auto acc = a->find("accessor"); acc != a->end() && acc->is_string()) {
-      const auto& v = acc->get_ref<const crypto::SecretString&>();
-      wrapped_accessor.assign(v.data(), v.size());
-    }
     if (auto t = a->find("client_token"); t != a->end() && t->is_string()) {
       const auto& v = t->get_ref<const crypto::SecretString&>();
       issued_token = std::string_view(v.data(), v.size());
-    }
-  } else if (auto d = body.find("data"); d != body.end() && d->is_object()) {
-    if (auto acc = d->find("secret_id_accessor"); acc != d->end() && acc->is_string()) {
-      const auto& v = acc->get_ref<const crypto::SecretString&>();
-      wrapped_accessor.assign(v.data(), v.size());
     }
   }
   if (s.wrapping == nullptr) return error_response(500, {"internal error"});  // refused earlier; fail closed

@@ -116,6 +116,19 @@ Result<WrappedLookup> WrappingEngine::lookup(std::string_view wrapping_token) {
   return WrappedLookup{row.creation_path, row.created_at, row.ttl_seconds};
 }
 
+std::string wrapped_accessor_of(const crypto::SecretJson& response) {
+  const auto text = [](const crypto::SecretJson& object, const char* key) {
+    auto it = object.find(key);
+    if (it == object.end() || !it->is_string()) return std::string();
+    const auto& v = it->get_ref<const crypto::SecretString&>();
+    return std::string(v.data(), v.size());
+  };
+  if (!response.is_object()) return {};
+  if (auto a = response.find("auth"); a != response.end() && a->is_object()) return text(*a, "accessor");
+  if (auto d = response.find("data"); d != response.end() && d->is_object()) return text(*d, "secret_id_accessor");
+  return {};
+}
+
 Result<WrapInfo> WrappingEngine::rewrap(std::string_view wrapping_token) {
   COFFER_ASSIGN_OR_RETURN(const auto old_hash, hash_of(wrapping_token));
   COFFER_ASSIGN_OR_RETURN(const storage::WrappedResponseRow old, live_row(old_hash));
@@ -135,7 +148,8 @@ Result<WrapInfo> WrappingEngine::rewrap(std::string_view wrapping_token) {
     return replaced ? Status::Ok() : invalid_token();
   };
   COFFER_ASSIGN_OR_RETURN(auth::IssuedToken issued, tokens_.create(spec_for(old.creation_path, old.ttl_seconds), insert));
-  return to_wrap_info(std::move(issued), old.creation_path, {});
+  const crypto::SecretJson body = crypto::SecretJson::parse(plain->view(crypto::reveal()), nullptr, false);
+  return to_wrap_info(std::move(issued), old.creation_path, wrapped_accessor_of(body));
 }
 
 }  // namespace coffer::engines

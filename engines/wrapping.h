@@ -25,6 +25,7 @@
 #include "auth/token_store.h"
 #include "common/status.h"
 #include "crypto/secret_bytes.h"
+#include "crypto/secret_json.h"
 #include "storage/barrier.h"
 #include "storage/storage.h"
 
@@ -48,6 +49,11 @@ struct WrapInfo {
   std::string wrapped_accessor;  // accessor of the token / secret ID the response carries, if any
 };
 
+// The accessor of what a response envelope carries, for wrap_info.wrapped_accessor: a login or
+// token creation's `auth.accessor`, or an AppRole secret ID's `data.secret_id_accessor`; "" when
+// it carries neither.
+std::string wrapped_accessor_of(const crypto::SecretJson& response);
+
 // sys/wrapping/lookup's answer.
 struct WrappedLookup {
   std::string creation_path;
@@ -62,7 +68,8 @@ class WrappingEngine {
       : storage_(storage), barrier_(barrier), tokens_(tokens), clock_(std::move(clock)) {}
 
   // Seals `response` (the serialised response envelope) under a new wrapping token with the given
-  // TTL. `wrapped_accessor` is only echoed in the WrapInfo. Errors: invalid_argument (ttl < 1,
+  // TTL. `wrapped_accessor` (wrapped_accessor_of the response) is only echoed in the WrapInfo;
+  // a rewrap derives it again from the sealed response. Errors: invalid_argument (ttl < 1,
   // empty creation path), resource_exhausted (DEK limit), crypto and storage errors.
   Result<WrapInfo> wrap(const crypto::SecretBytes& response, const std::string& creation_path, std::int64_t ttl,
                         std::string wrapped_accessor = {});

@@ -223,6 +223,7 @@ TEST_F(WrappingRouterTest, LookupIsUnauthenticatedAndRewrapKillsTheOldToken) {
   EXPECT_NE(fresh, token);
   EXPECT_EQ(re.body["wrap_info"]["ttl"], 300);
   EXPECT_EQ(re.body["wrap_info"]["creation_path"], "secret/app/db");
+  EXPECT_FALSE(re.body["wrap_info"].contains("wrapped_accessor")) << "a secret read carries no accessor";
   EXPECT_EQ(call("PUT", "sys/wrapping/unwrap", token).status, 400);
   // Third-party rewrap needs update on sys/wrapping/rewrap (not in the default policy).
   const std::string unit = token_with({"default"});
@@ -254,7 +255,11 @@ TEST_F(WrappingRouterTest, WrappedAuthResponseNamesTheWrappedAccessor) {
   ASSERT_EQ(r.status, 200) << r.raw;
   EXPECT_TRUE(r.body["auth"].is_null());
   const std::string accessor = r.body["wrap_info"]["wrapped_accessor"];
-  Reply u = call("PUT", "sys/wrapping/unwrap", r.body["wrap_info"]["token"].get<std::string>());
+  // A rewrap names it again (read back from the sealed response).
+  Reply re = call("PUT", "sys/wrapping/rewrap", r.body["wrap_info"]["token"].get<std::string>());
+  ASSERT_EQ(re.status, 200) << re.raw;
+  EXPECT_EQ(re.body["wrap_info"]["wrapped_accessor"], accessor);
+  Reply u = call("PUT", "sys/wrapping/unwrap", re.body["wrap_info"]["token"].get<std::string>());
   ASSERT_EQ(u.status, 200) << u.raw;
   EXPECT_EQ(u.body["auth"]["accessor"], accessor);
   EXPECT_EQ(call("GET", "auth/token/lookup-self", u.body["auth"]["client_token"].get<std::string>()).status, 200);
