@@ -13,7 +13,6 @@
 // Thread-safe (a shared mutex: hits take it shared).
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -23,6 +22,7 @@
 #include <vector>
 
 #include "auth/token_store.h"
+#include "crypto/mac.h"
 
 namespace coffer::auth {
 
@@ -61,15 +61,7 @@ class TokenCache {
   }
 
  private:
-  using Key = std::array<std::uint8_t, 32>;  // an HMAC-SHA256 token hash
-  struct KeyHash {
-    // The keys are HMAC outputs under a key no client knows: their first bytes are uniform.
-    std::size_t operator()(const Key& k) const noexcept {
-      std::size_t h;
-      std::memcpy(&h, k.data(), sizeof h);
-      return h;
-    }
-  };
+  using Key = crypto::Digest;  // an HMAC-SHA256 token hash
   static bool to_key(const std::vector<std::uint8_t>& token_hash, Key& key) {
     if (token_hash.size() != key.size()) return false;
     std::memcpy(key.data(), token_hash.data(), key.size());
@@ -79,7 +71,7 @@ class TokenCache {
   const std::size_t capacity_;
   mutable std::shared_mutex mu_;
   std::uint64_t generation_ = 0;
-  std::unordered_map<Key, TokenInfo, KeyHash> entries_;
+  std::unordered_map<Key, TokenInfo, crypto::DigestHash> entries_;
 };
 
 }  // namespace coffer::auth

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,16 @@
 namespace coffer::crypto {
 
 using Digest = std::array<std::uint8_t, 32>;
+
+// Hash for Digest-keyed tables (parsed certificates, cached tokens): the keys are SHA-256 or
+// HMAC-SHA256 outputs, whose bytes are already uniform, so the first eight are the hash.
+struct DigestHash {
+  std::size_t operator()(const Digest& d) const noexcept {
+    std::size_t h;
+    std::memcpy(&h, d.data(), sizeof h);
+    return h;
+  }
+};
 
 // HMAC-SHA256(key, message). Errors: internal (OpenSSL failure).
 Result<Digest> hmac_sha256(const SecretBytes& key, ByteView message);

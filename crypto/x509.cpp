@@ -15,7 +15,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstring>
 #include <ctime>
 #include <limits>
 #include <mutex>
@@ -69,15 +68,8 @@ class ParsedCertificates {
 
  private:
   static constexpr std::size_t kCapacity = 512;
-  struct KeyHash {
-    std::size_t operator()(const Digest& d) const noexcept {  // SHA-256 output: uniform bytes
-      std::size_t h;
-      std::memcpy(&h, d.data(), sizeof h);
-      return h;
-    }
-  };
   std::mutex mu_;
-  std::unordered_map<Digest, X509Ptr, KeyHash> entries_;
+  std::unordered_map<Digest, X509Ptr, DigestHash> entries_;
 };
 
 ParsedCertificates& parsed_certificates() {
