@@ -142,6 +142,19 @@ std::optional<HttpResponse> token_routes(Services& s, Call& call) {
     if (!body) return err;
     const std::int64_t increment = duration_field(*body, "increment");
     if (increment < 0) return error_response(400, {"invalid increment"});
+    // As Vault's AppRole renew: a deleted role's tokens live on until they expire, unrenewed.
+    if (me.path == "auth/approle/login") {
+      const auto it = me.meta.find("role_name");
+      const std::string role = it != me.meta.end() ? it->second : std::string();
+      auto found = s.approle != nullptr ? s.approle->get_role(role)
+                                        : Result<auth::AppRole>(Error(Code::not_found, "no AppRole"));
+      if (!found.ok()) {
+        if (found.status().code() != Code::not_found) return status_response(found.status());
+        const std::string message = "role \"" + role + "\" does not exist during renewal";
+        call.audit_error = message;
+        return error_response(400, {message});
+      }
+    }
     auto renewed = s.tokens.renew(call.token, increment);
     if (!renewed.ok()) return status_response(renewed.status());
     return auth_response(call, call.token, *renewed);

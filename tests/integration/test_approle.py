@@ -222,6 +222,26 @@ class TestAppRole(CofferTestCase):
         # Bound to the client certificate it logged in with.
         self.assertPermissionDenied(self.inst.request("GET", "/v1/secret/app/db", cert="unit-admin", token=token))
 
+    def test_a_deleted_roles_tokens_are_not_renewed(self):
+        # As in Vault: deleting a role leaves its tokens alive until they expire, but they cannot
+        # be renewed any more.
+        role_id = self.make_role("doomed")
+        sid = self.make_secret("doomed")
+        token = self.assertEnvelope(self.login(role_id, sid["secret_id"]))["auth"]["client_token"]
+
+        def renew():
+            return self.inst.request("PUT", "/v1/auth/token/renew-self", {"increment": "5m"},
+                                     cert="unit-web", token=token)
+
+        self.assertEqual(self.assertEnvelope(renew())["auth"]["lease_duration"], 300)
+        self.assertNoContent(self.inst.root("DELETE", "/v1/auth/approle/role/doomed"))
+        self.assertEqual(self.assertJSONError(renew(), 400), ['role "doomed" does not exist during renewal'])
+        self.assertEqual(self.lookup_self(token).status, 200)
+        # A role of the same name made again is another role: renewal works again (as in Vault,
+        # which also checks only the name).
+        self.make_role("doomed")
+        self.assertEqual(renew().status, 200)
+
     def test_refusals_all_say_invalid_role_or_secret_id(self):
         role_id = self.make_role("refusals")
         self.make_role("refusals-other")
