@@ -1,6 +1,6 @@
 // auth/ endpoints: TLS-certificate login (auth/cert/login and the short form auth {"role"}),
 // cert role administration (auth/cert/certs/<name>), and the token lifecycle
-// (auth/token/lookup-self, renew-self, revoke-self, create).
+// (auth/token/lookup-self, renew-self, revoke-self, lookup-accessor, revoke-accessor, create).
 #include <algorithm>
 
 #include "api/routes.h"
@@ -165,6 +165,34 @@ std::optional<HttpResponse> token_routes(Services& s, Call& call) {
     auto revoked = s.tokens.revoke(call.token);
     if (!revoked.ok()) return status_response(revoked.status());
     return no_content();
+  }
+  // By accessor (the handle audit records and login logs name): an operator looks a token up or
+  // revokes it, with its children, without holding it. `update` on the path, as in Vault; the
+  // default policy grants neither.
+  if (p == "auth/token/lookup-accessor" || p == "auth/token/revoke-accessor") {
+    if (call.method != "PUT") return unsupported_operation();
+    if (!allowed(call, p, Capability::update)) return permission_denied();
+    HttpResponse err;
+    auto body = body_object(s, call, err);
+    if (!body) return err;
+    auto it = body->find("accessor");
+    if (it == body->end() || !it->is_string() || it->get_ref<const crypto::SecretString&>().empty()) {
+      return error_response(400, {"missing accessor"});
+    }
+    const auto& a = it->get_ref<const crypto::SecretString&>();
+    const std::string accessor(a.data(), a.size());
+    if (p == "auth/token/revoke-accessor") {
+      auto revoked = s.tokens.revoke_accessor(accessor);
+      if (!revoked.ok()) return status_response(revoked.status());
+      log_info("token with accessor " + accessor + " revoked (" + std::to_string(*revoked) +
+               " token(s) with its children) by accessor " + me.accessor);
+      return no_content();
+    }
+    auto info = s.tokens.lookup_accessor(accessor);
+    if (!info.ok()) return status_response(info.status());
+    SecretJson e = envelope(call.request_id);
+    e["data"] = SecretJson::parse(auth::token_lookup_data(*info, "").dump());  // "id": "", as Vault
+    return json_response(200, e);
   }
   if (p == "auth/token/create" || p == "auth/token/create-orphan") {
     if (call.method != "PUT") return unsupported_operation();

@@ -111,6 +111,30 @@ class TestTokenLifecycle(CofferTestCase):
         self.assertNoContent(self.inst.request("POST", "/v1/auth/token/revoke-self", cert="unit-web", token=a))
         self.assertEnvelope(self.lookup(b))
 
+    # -- by accessor ---------------------------------------------------------------------------------
+    def test_lookup_and_revoke_by_accessor(self):
+        parent = self.assertEnvelope(self.create(self.inst.root_token, {"policies": ["creator", "web"], "ttl": "10m"}))["auth"]
+        child = self.assertEnvelope(self.create(parent["client_token"], {"policies": ["web"]}))["auth"]
+        by_accessor = lambda op, accessor, token=None: self.inst.request(
+            "POST", f"/v1/auth/token/{op}-accessor", {"accessor": accessor}, cert="unit-admin",
+            token=token or self.inst.root_token)
+
+        data = self.assertEnvelope(by_accessor("lookup", parent["accessor"]))["data"]
+        self.assertEqual(data["accessor"], parent["accessor"])
+        self.assertEqual(data["id"], "", "the token itself is never shown by accessor")
+        self.assertEqual(sorted(data["policies"]), ["creator", "default", "web"])
+        # Not for ordinary tokens (the default policy grants neither).
+        self.assertPermissionDenied(by_accessor("lookup", parent["accessor"], token=parent["client_token"]))
+        self.assertPermissionDenied(by_accessor("revoke", child["accessor"], token=parent["client_token"]))
+
+        self.assertNoContent(by_accessor("revoke", parent["accessor"]))
+        for token in (parent["client_token"], child["client_token"]):  # the child goes with it
+            self.assertPermissionDenied(self.lookup(token, cert="unit-admin"))
+        self.assertEqual(self.assertJSONError(by_accessor("lookup", parent["accessor"]), 400), ["invalid accessor"])
+        self.assertEqual(self.assertJSONError(by_accessor("revoke", "no-such-accessor"), 400), ["invalid accessor"])
+        r = self.inst.request("POST", "/v1/auth/token/lookup-accessor", {}, cert="unit-admin", token=self.inst.root_token)
+        self.assertEqual(self.assertJSONError(r, 400), ["missing accessor"])
+
     # -- token/create --------------------------------------------------------------------------------
     def test_root_creates_token(self):
         r = self.create(self.inst.root_token, {"policies": ["web"], "ttl": "10m"})
