@@ -119,6 +119,16 @@ HttpResponse cert_login(Services& s, Call& call, std::optional<std::string> role
   return auth_response(call, issued->token.view(crypto::reveal()), issued->info);
 }
 
+// lookup-self / lookup-accessor: the token's data, built from plain JSON (no secrets in it) with
+// `id` (the caller's own token, or "" by accessor) set as a secret string.
+HttpResponse lookup_response(const Call& call, const auth::TokenInfo& info, std::string_view id) {
+  SecretJson d = SecretJson::parse(auth::token_lookup_data(info, "").dump());
+  d["id"] = js(id);
+  SecretJson e = envelope(call.request_id);
+  e["data"] = std::move(d);
+  return json_response(200, e);
+}
+
 std::optional<HttpResponse> token_routes(Services& s, Call& call) {
   const std::string& p = call.path;
   if (p.rfind("auth/token/", 0) != 0) return std::nullopt;
@@ -127,12 +137,7 @@ std::optional<HttpResponse> token_routes(Services& s, Call& call) {
   if (p == "auth/token/lookup-self") {
     if (call.method != "GET" && call.method != "PUT") return unsupported_operation();
     if (!allowed(call, p, call.method == "GET" ? Capability::read : Capability::update)) return permission_denied();
-    // Built from plain JSON (no secrets in it) and the caller's own token as "id".
-    SecretJson d = SecretJson::parse(auth::token_lookup_data(me, "").dump());
-    d["id"] = js(call.token);
-    SecretJson e = envelope(call.request_id);
-    e["data"] = std::move(d);
-    return json_response(200, e);
+    return lookup_response(call, me, call.token);
   }
   if (p == "auth/token/renew-self") {
     if (call.method != "PUT") return unsupported_operation();
@@ -190,9 +195,7 @@ std::optional<HttpResponse> token_routes(Services& s, Call& call) {
     }
     auto info = s.tokens.lookup_accessor(accessor);
     if (!info.ok()) return status_response(info.status());
-    SecretJson e = envelope(call.request_id);
-    e["data"] = SecretJson::parse(auth::token_lookup_data(*info, "").dump());  // "id": "", as Vault
-    return json_response(200, e);
+    return lookup_response(call, *info, "");  // "id": "", as Vault: the token is not known
   }
   if (p == "auth/token/create" || p == "auth/token/create-orphan") {
     if (call.method != "PUT") return unsupported_operation();
